@@ -1,0 +1,1 @@
+"""Connectors to external systems. Each imports only ``connectors.base`` and third parties."""

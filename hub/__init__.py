@@ -1,0 +1,1 @@
+"""Abohub: the subscription store and everything around it."""
