@@ -147,4 +147,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     var_dir = Path(values.get("var_dir", Path("var")))
     values.setdefault("database_url", f"sqlite:///{(var_dir / 'abohub.db').resolve()}")
     values.setdefault("secret_key", _DEV_SECRET_KEY)
-    return Settings(**values)
+    settings = Settings(**values)
+    if not settings.is_sqlite and settings.secret_key == _DEV_SECRET_KEY and not settings.testing:
+        raise SettingsError(
+            f"{PREFIX}SECRET_KEY must be set when {PREFIX}DATABASE_URL points at a server database"
+        )
+    return settings

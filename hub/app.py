@@ -1,0 +1,44 @@
+"""The application factory: one ``init_app`` per subsystem, nothing at import time."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, url_for
+from flask.typing import ResponseReturnValue
+
+from config import Settings, load_settings
+from hub import api, logs
+from hub.bootstrap import Hub, build
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flask:
+    settings = settings or (hub.settings if hub else load_settings())
+    if not settings.testing:
+        logs.configure(settings)
+    hub = hub or build(settings)
+    app = Flask("abohub")
+    app.config.update(
+        SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES, TESTING=settings.testing
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["abohub"] = hub
+    api.init_app(app)
+
+    @app.get("/")
+    def index() -> ResponseReturnValue:
+        return jsonify(
+            name="Abohub",
+            api=url_for("index", _external=True) + "api/v1/",
+            openapi=url_for("api-docs.openapi_json", _external=True),
+        )
+
+    @app.get("/health")
+    def health() -> ResponseReturnValue:
+        from sqlalchemy import text
+
+        with hub.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return jsonify(status="ok")
+
+    return app

@@ -1,0 +1,240 @@
+"""``abohub``: everything an operator does, from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import click
+
+from config import Settings, SettingsError, load_settings
+from hub.bootstrap import Hub, build
+from hub.domain.errors import AbohubError
+
+
+@cache
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cache
+def _hub() -> Hub:
+    return build(_settings())
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use ISO 8601 with an offset, e.g. 2026-12-01T00:00:00+00:00") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter("add an offset, e.g. +00:00 or Z")
+    return moment.astimezone(UTC)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+class AbohubGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AbohubError as exc:
+            raise click.ClickException(exc.message) from None
+
+
+@click.group(cls=AbohubGroup)
+def main() -> None:
+    """Abohub: subscriptions in one trusted store, in sync with your CRM, accounting and payments."""
+
+
+# --- database -------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations (creates the SQLite file under ./var/ when needed)."""
+    from hub.store.migrate import current, upgrade
+
+    upgrade(_hub().engine, revision)
+    click.echo(f"database at revision {current(_hub().engine)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the applied migration."""
+    from hub.store.migrate import current
+
+    click.echo(current(_hub().engine) or "empty (run `abohub db upgrade`)")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Roll migrations back to REVISION."""
+    from hub.store.migrate import current, downgrade
+
+    downgrade(_hub().engine, revision)
+    click.echo(f"database at revision {current(_hub().engine)}")
+
+
+# --- serving ----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--threads", default=4, show_default=True, type=int)
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the API with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    from hub.app import create_app
+
+    settings = _settings()
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Any:
+            return create_app(settings)
+
+    click.echo(
+        f"Abohub is serving on http://{host}:{port}/ (API under /api/v1/, OpenAPI at /api/openapi.json)"
+    )
+    Server().run()
+
+
+# --- API keys ---------------------------------------------------------------------
+
+
+@main.group()
+def apikeys() -> None:
+    """API keys for the REST API."""
+
+
+@apikeys.command("create")
+@click.argument("name")
+def apikeys_create(name: str) -> None:
+    """Create a key; the secret is shown once."""
+    from hub.services.apikeys import create_api_key
+
+    created = create_api_key(name, _hub().uow("cli"))
+    click.echo(f"id:     {created.id}\nname:   {created.name}\nsecret: {created.secret}")
+    click.echo("Keep the secret now: it is stored only as a hash.", err=True)
+
+
+@apikeys.command("list")
+def apikeys_list() -> None:
+    """List keys (never their secrets)."""
+    from sqlalchemy import select
+
+    from hub.store.models import ApiKey
+
+    with _hub().session_factory() as session:
+        for key in session.scalars(select(ApiKey).order_by(ApiKey.created_at)):
+            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            click.echo(f"{key.id}  {key.prefix}…  {key.name}  ({state})")
+
+
+@apikeys.command("revoke")
+@click.argument("key_id")
+def apikeys_revoke(key_id: str) -> None:
+    """Revoke a key at once."""
+    from hub.services.apikeys import revoke_api_key
+
+    revoke_api_key(key_id, _hub().uow("cli"))
+    click.echo(f"revoked {key_id}")
+
+
+# --- billing ----------------------------------------------------------------------
+
+
+@main.group()
+def billing() -> None:
+    """The billing run."""
+
+
+@billing.command("run")
+@click.option("--at", "at", help="Bill as of this time (ISO 8601 with offset); default now.")
+@click.option("--collect/--no-collect", default=True, show_default=True, help="Collect due invoices after.")
+def billing_run(at: str | None, collect: bool) -> None:
+    """Renew due subscriptions, end trials, apply scheduled changes, collect payments."""
+    from hub.services.billing import RunBilling, run_billing
+
+    report = run_billing(RunBilling(at=_timestamp(at), collect=collect), _hub().uow("cli:billing"))
+    _echo_json(asdict(report))
+
+
+# --- demo ---------------------------------------------------------------------------
+
+
+@main.group()
+def demo() -> None:
+    """Demo data."""
+
+
+@demo.command("load")
+@click.option("--days", default=400, show_default=True, type=int, help="Days of history to write.")
+@click.option("--seed", default=7, show_default=True, type=int)
+def demo_load(days: int, seed: int) -> None:
+    """Load a Danish demo business with a year of history (once), and an API key to explore it."""
+    from hub import demo as demo_data
+    from hub.services.apikeys import create_api_key
+
+    hub = _hub()
+    if demo_data.already_loaded(hub):
+        click.echo("Demo data is already loaded.")
+    else:
+        click.echo(f"Loading {days} days of demo history (this takes a little while)…")
+        report = demo_data.load(hub, days=days, seed=seed)
+        click.echo(
+            f"{report.customers} customers, {report.subscriptions} subscriptions "
+            f"({', '.join(f'{n} {s}' for s, n in sorted(report.by_status.items()))}), "
+            f"{report.invoices} invoices."
+        )
+    key = create_api_key("demo", hub.uow("cli:demo"))
+    base = "http://127.0.0.1:8000"
+    click.echo("\nAPI key for this session (stored hashed; make another with `abohub apikeys create`):")
+    click.echo(f"  {key.secret}\n")
+    click.echo("Try:")
+    click.echo(f"  curl -H 'Authorization: Bearer {key.secret}' {base}/api/v1/subscriptions")
+    click.echo(f"  curl -H 'Authorization: Bearer {key.secret}' '{base}/api/v1/metrics?interval=month'")
+    click.echo(f"  OpenAPI: {base}/api/openapi.json")
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """Print the effective settings (secrets hidden)."""
+    hidden = {"secret_key", "encryption_keys", "database_url", "redis_url"}
+    values = {
+        name: ("<set>" if value else "<unset>") if name in hidden else value
+        for name, value in asdict(_settings()).items()
+    }
+    values["database"] = "sqlite" if _settings().is_sqlite else "postgresql"
+    _echo_json(values)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

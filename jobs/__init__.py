@@ -1,0 +1,1 @@
+"""Queue abstraction, sync and billing jobs, scheduler, outbox relay."""

@@ -1,0 +1,1 @@
+"""Field mapping, transforms, change detection and conflict policies."""
