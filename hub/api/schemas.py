@@ -13,6 +13,13 @@ INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
 INTERVALS = ("month", "quarter", "year")
 
 
+def CouponCode(**kwargs: object) -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$", error="letters, digits, - and _ only (max 64)"),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
 class Strict(Schema):
     class Meta:
         unknown = RAISE
@@ -177,10 +184,7 @@ class PlanUpdateSchema(Strict):
 
 class CouponSchema(Strict):
     id = fields.String(dump_only=True)
-    code = fields.String(
-        required=True,
-        validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$", error="letters, digits, - and _ only (max 64)"),
-    )
+    code = CouponCode(required=True)
     name = Text(200, min_length=1, required=True)
     percent_off = Percent(allow_none=True)
     amount_off = Money(allow_none=True, minimum=1)
@@ -218,7 +222,7 @@ class SubscriptionSchema(Strict):
     start_at = Timestamp(
         load_only=True, allow_none=True, metadata={"description": "Backdate the start (never in the future)"}
     )
-    coupon_code = fields.String(load_only=True, allow_none=True, validate=validate.Length(max=64))
+    coupon_code = CouponCode(load_only=True, allow_none=True)
     metadata = Metadata(load_default=dict)
     status = fields.String(dump_only=True)
     currency = fields.String(dump_only=True)
@@ -260,7 +264,7 @@ class ChangePlanSchema(Strict):
 
 
 class ApplyCouponSchema(Strict):
-    coupon_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    coupon_code = CouponCode(required=True)
 
 
 class EmptySchema(Strict):
