@@ -187,6 +187,50 @@ def billing_run(at: str | None, collect: bool) -> None:
     _echo_json(asdict(report))
 
 
+# --- metrics ------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--start", help="Period start (ISO 8601 with offset); default 12 months before --end.")
+@click.option("--end", "end", help="Period end, exclusive; default the start of next month.")
+@click.option("--interval", type=click.Choice(["day", "week", "month"]), default="month", show_default=True)
+@click.option("--currency", help="ISO 4217; default ABOHUB_DEFAULT_CURRENCY.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full series as JSON.")
+def metrics(start: str | None, end: str | None, interval: str, currency: str | None, as_json: bool) -> None:
+    """MRR, churn, NRR, LTV and the other metrics per interval (definitions: docs/metrics.md)."""
+    from dateutil.relativedelta import relativedelta
+
+    from hub.metrics import compute_series
+
+    hub = _hub()
+    now = datetime.now(UTC)
+    until = _timestamp(end) or now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + relativedelta(
+        months=1
+    )
+    since = _timestamp(start) or until - relativedelta(months=12)
+    with hub.session_factory() as session:
+        series = compute_series(
+            session,
+            start=since,
+            end=until,
+            interval=interval,
+            currency=currency or hub.settings.default_currency,
+        )
+    if as_json:
+        _echo_json(series.to_dict())
+        return
+    header = f"{'bucket':<12}{'MRR end':>12}{'new':>10}{'expansion':>11}{'contraction':>12}{'churned':>10}"
+    click.echo(f"{series.currency}, minor units\n{header}{'cust. churn':>12}{'NRR':>8}")
+    for bucket in [*series.buckets, series.totals]:
+        label = "total" if bucket is series.totals else bucket.start.date().isoformat()
+        moved = bucket.movements
+        click.echo(
+            f"{label:<12}{bucket.mrr_end:>12}{moved.new:>10}{moved.expansion:>11}{moved.contraction:>12}"
+            f"{moved.churned:>10}{bucket.customer_churn_rate or '-':>12}"
+            f"{bucket.net_revenue_retention or '-':>8}"
+        )
+
+
 # --- demo ---------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ from flask import Flask, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 
-from hub.api import auth, billing, catalog, customers, events, idempotency, subscriptions
+from hub.api import auth, billing, catalog, customers, events, idempotency, metrics, subscriptions
 from hub.api import errors as api_errors
 from hub.api.schemas import ErrorSchema
 
@@ -43,7 +43,7 @@ def init_app(app: Flask) -> Api:
         },
     )
     api = AbohubApi(app)
-    for module in (customers, catalog, subscriptions, billing, events):
+    for module in (customers, catalog, subscriptions, billing, events, metrics):
         api.register_blueprint(module.blp)
     app.before_request(_before_api)
     app.after_request(idempotency.after)

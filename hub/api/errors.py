@@ -38,7 +38,10 @@ def error_response(
 
 
 def flatten(messages: Any) -> dict[str, list[str]]:
-    """webargs' ``{"json": {"email": [...]}, "query": {...}}`` → ``{"email": [...]}``."""
+    """Field messages by field name, whatever the location.
+
+    ``{"json": {"email": [...]}, "query": {"limit": [...]}}`` → ``{"email": [...], "limit": [...]}``.
+    """
     flat: dict[str, list[str]] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -53,8 +56,8 @@ def flatten(messages: Any) -> dict[str, list[str]]:
         else:
             flat.setdefault(prefix or "_schema", []).append(str(value))
 
-    for location, fields in (messages or {}).items():
-        walk("" if location in ("json", "form") else location, fields)
+    for _location, fields in (messages or {}).items():
+        walk("", fields)
     return flat
 
 

@@ -397,3 +397,40 @@ def test_backdated_start_is_allowed_future_start_is_not(api, clock):
         },
     )
     assert status == 201 and sub["current_period_end"] == "2026-01-31T00:00:00+00:00"
+
+
+def test_metrics_series_and_cohorts(api, hub, clock):
+    plans = catalog(api)
+    a = new_customer(api, email="a@example.dk")
+    b = new_customer(api, email="b@example.dk")
+    api.post("/subscriptions", {"customer_id": a["id"], "plan_id": plans["monthly"]["id"]})
+    _, sub_b = api.post("/subscriptions", {"customer_id": b["id"], "plan_id": plans["yearly"]["id"]})
+    clock.set(datetime(2026, 2, 10, tzinfo=UTC))
+    api.post(f"/subscriptions/{sub_b['id']}/cancel", {"reason": "too_expensive"})
+    clock.set(datetime(2026, 3, 5, tzinfo=UTC))
+
+    status, series = api.get("/metrics", interval="month")
+    assert status == 200
+    assert series["currency"] == "DKK" and len(series["buckets"]) == 12
+    assert series["end"] == "2026-04-01T00:00:00+00:00"
+    by_start = {bucket["start"][:7]: bucket for bucket in series["buckets"]}
+    # January: 14,900 (monthly) + 149,900 / 12 = 12,491.67 -> 12,492 (yearly) = 27,392 new MRR.
+    assert by_start["2026-01"]["movements"]["new"] == 27_392
+    assert by_start["2026-01"]["mrr_end"] == 27_392
+    assert by_start["2026-02"]["movements"]["churned"] == 12_492
+    assert by_start["2026-02"]["mrr_end"] == 14_900
+    # One of the two customers on the books at the start of February churned.
+    assert by_start["2026-02"]["customer_churn_rate"] == "0.5000"
+
+    status, cohorts = api.get(
+        "/metrics/cohorts", start="2026-01-01T00:00:00+00:00", end="2026-03-01T00:00:00+00:00"
+    )
+    assert status == 200
+    january = cohorts["cohorts"][0]
+    assert january["month"] == "2026-01-01" and january["customers"] == 2
+    assert [p["retained_customers"] for p in january["points"]] == [2, 1]
+
+    status, bad = api.get("/metrics", interval="fortnight")
+    assert status == 422 and "interval" in bad["error"]["fields"]
+    status, bad = api.get("/metrics", start="2026-03-01T00:00:00+00:00", end="2026-01-01T00:00:00+00:00")
+    assert status == 422
