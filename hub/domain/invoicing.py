@@ -9,9 +9,9 @@ plain sums of its lines, so they always add up.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 
 from hub.domain.errors import StateConflict
@@ -124,17 +124,44 @@ def billable(lines: list[Line]) -> tuple[list[Line], list[Line]]:
     """Split lines into those to invoice now and credits to carry forward.
 
     An invoice never goes below zero: every charge is invoiced, and credits are
-    added (largest first) while the total stays at or above zero; the rest wait
-    for the next invoice.
+    added (largest first) while the total stays at or above zero. The first
+    credit that would take it below zero is split: the largest part that keeps
+    the total at or above zero is invoiced (the last of the chosen lines) and
+    the rest waits (the first of the carried lines), with every smaller credit,
+    for the next invoice. So a credit bigger than one invoice is used up over
+    the following ones instead of waiting forever.
     """
     charges = [line for line in lines if line.net_amount >= 0]
     credits = sorted((line for line in lines if line.net_amount < 0), key=lambda line: line.net_amount)
     running = sum(line.total for line in charges)
-    taken, carried = [], []
-    for credit in credits:
+    taken: list[Line] = []
+    carried: list[Line] = []
+    for index, credit in enumerate(credits):
         if running + credit.total >= 0:
             taken.append(credit)
             running += credit.total
+            continue
+        part = _largest_part(credit, running)
+        if part == 0:
+            carried.extend(credits[index:])
         else:
-            carried.append(credit)
+            taken.append(replace(credit, quantity=1, unit_amount=part, discount_amount=0))
+            rest = replace(credit, quantity=1, unit_amount=credit.net_amount - part, discount_amount=0)
+            carried.extend([rest, *credits[index + 1 :]])
+        break
     return charges + taken, carried
+
+
+def _largest_part(credit: Line, room: int) -> int:
+    """The most negative net amount, no bigger than ``credit``'s, whose total with VAT fits in ``room``."""
+
+    def total(net: int) -> int:
+        return net + percent_of(net, credit.vat_rate)
+
+    # Start from room / (1 + rate), then correct for the rounding of the VAT.
+    net = -int((Decimal(room) * 100 / (100 + credit.vat_rate)).to_integral_value(ROUND_FLOOR))
+    while net < 0 and total(net) < -room:
+        net += 1
+    while net > credit.net_amount and total(net - 1) >= -room:
+        net -= 1
+    return net

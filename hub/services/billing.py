@@ -86,8 +86,8 @@ def _due_action(sub: Subscription, at: datetime) -> str | None:
     ):
         if sub.cancel_at_period_end:
             return "cancel"
-        if sub.pause_at_period_end:
-            return "pause"
+        if sub.pause_at_period_end and sub.status == Status.ACTIVE.value:
+            return "pause"  # only an active subscription can pause; a past-due one renews
         return "renew"
     if sub.status == Status.PAUSED.value and sub.resume_at and sub.resume_at <= at:
         return "resume"
@@ -189,9 +189,9 @@ def _apply(uow: UnitOfWork, loaded: Loaded, action: str, report: BillingReport) 
     if action == "cancel":
         effective = sub.trial_end if sub.status == Status.TRIALING.value else sub.current_period_end
         assert effective is not None
-        apply_cancel(uow, loaded, effective)
+        final = apply_cancel(uow, loaded, effective)
         report.canceled += 1
-        return None
+        return final
     if action == "pause":
         assert sub.current_period_end is not None
         apply_pause(uow, loaded, sub.current_period_end, sub.pause_resume_at)

@@ -13,7 +13,7 @@ from hub.domain.invoicing import InvoiceStatus, format_number
 from hub.domain.money import percent_of
 from hub.services.invoicing import locked_invoice
 from hub.services.numbering import CREDIT_NOTE_SERIES, allocate
-from hub.services.payments import refund_payment
+from hub.services.payments import recover_subscription, refund_payment
 from hub.services.uow import UnitOfWork
 from hub.store.models import CreditNote, CreditNoteLine, InvoiceLine
 
@@ -52,13 +52,18 @@ def create_credit_note(cmd: CreateCreditNote, uow: UnitOfWork) -> CreditNote:
             raise StateConflict(f"cannot credit an invoice that is {invoice.status}")
         invoice_lines = {
             line.id: line
-            for line in uow.session.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id))
+            for line in uow.session.scalars(
+                select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id).order_by(InvoiceLine.position)
+            )
         }
         credited = _credited_per_line(uow, invoice.id)
+        # Without lines, whatever is left of every line is credited, negative lines (a
+        # proration credit) included: a full credit note is the invoice reversed, never more.
+        full = not cmd.lines
         requested = cmd.lines or [
             CreditLine(line_id, line.net_amount - credited.get(line_id, 0))
             for line_id, line in invoice_lines.items()
-            if line.net_amount - credited.get(line_id, 0) > 0
+            if line.net_amount - credited.get(line_id, 0) != 0
         ]
         errors: dict[str, list[str]] = {}
         note_lines: list[CreditNoteLine] = []
@@ -69,13 +74,17 @@ def create_credit_note(cmd: CreateCreditNote, uow: UnitOfWork) -> CreditNote:
                     f"{wanted.invoice_line_id} is not a line of this invoice"
                 )
                 continue
-            left = line.net_amount - credited.get(line.id, 0)
-            if not 0 < wanted.net_amount <= left:
+            already = credited.get(line.id, 0)
+            left = line.net_amount - already
+            if not (0 < wanted.net_amount <= left or (full and wanted.net_amount == left < 0)):
                 errors.setdefault("lines", []).append(
                     f"{line.id}: amount must be between 1 and {left} (what is left to credit)"
                 )
                 continue
-            vat = percent_of(wanted.net_amount, line.vat_rate)
+            # VAT is rounded on the running total credited on the line, so partial credits
+            # add up to exactly the line's VAT, never more.
+            credited[line.id] = already + wanted.net_amount
+            vat = percent_of(already + wanted.net_amount, line.vat_rate) - percent_of(already, line.vat_rate)
             note_lines.append(
                 CreditNoteLine(
                     id=new_id("cnl"),
@@ -92,8 +101,14 @@ def create_credit_note(cmd: CreateCreditNote, uow: UnitOfWork) -> CreditNote:
             raise InvalidRequest("some credit lines are not valid", fields=errors)
         if not note_lines:
             raise StateConflict("nothing is left to credit on this invoice")
-        [sequence] = allocate(uow.session, CREDIT_NOTE_SERIES, 1)
         total = sum(line.total for line in note_lines)
+        if invoice.amount_credited + total > invoice.total:
+            left_on_invoice = invoice.total - invoice.amount_credited
+            raise InvalidRequest(
+                "a credit note cannot credit more than the invoice",
+                fields={"lines": [f"these add up to {total}; {left_on_invoice} is left to credit"]},
+            )
+        [sequence] = allocate(uow.session, CREDIT_NOTE_SERIES, 1)
         note = CreditNote(
             id=new_id("cn"),
             number=format_number(uow.settings.credit_note_prefix, sequence),
@@ -114,10 +129,6 @@ def create_credit_note(cmd: CreateCreditNote, uow: UnitOfWork) -> CreditNote:
         outstanding = invoice.amount_due
         invoice.amount_credited += total
         invoice.updated_at = uow.now
-        if invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and invoice.amount_due == 0:
-            invoice.status = InvoiceStatus.PAID.value
-            invoice.paid_at = uow.now
-            invoice.next_payment_attempt_at = None
         to_refund = max(0, total - outstanding) if cmd.refund else 0
         uow.record(
             "credit_note.issued",
@@ -133,6 +144,26 @@ def create_credit_note(cmd: CreateCreditNote, uow: UnitOfWork) -> CreditNote:
                 "reason": cmd.reason,
             },
         )
+        if invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and invoice.amount_due == 0:
+            before = invoice.status
+            invoice.status = InvoiceStatus.PAID.value
+            invoice.paid_at = uow.now
+            invoice.next_payment_attempt_at = None
+            uow.record(
+                "invoice.paid",
+                "invoice",
+                invoice.id,
+                customer_id=invoice.customer_id,
+                data={
+                    "before": {"status": before},
+                    "after": {"status": invoice.status},
+                    "number": invoice.number,
+                    "total": invoice.total,
+                    "credit_note_id": note.id,
+                },
+            )
+            # Settled by the credit: a past-due subscription waiting on it is active again.
+            recover_subscription(uow, invoice)
         uow.commit()
     if to_refund:
         refund_payment(uow, note.id, to_refund)

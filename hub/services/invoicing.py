@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import object_session, selectinload
 
 from hub.domain.errors import InvalidRequest, NotFound, StateConflict
 from hub.domain.ids import new_id
@@ -81,9 +81,37 @@ def with_pending(draft: InvoiceDraft, items: list[PendingItem]) -> InvoiceDraft:
     """Add waiting items to ``draft``, leaving credits that would make it negative for later."""
     item_lines = [item_line(item) for item in items]
     by_line = {id(line): item for line, item in zip(item_lines, items, strict=True)}
-    chosen, _carried = billable(draft.lines + item_lines)
+    chosen, carried = billable(draft.lines + item_lines)
     draft.lines = chosen
     draft.pending_item_ids = [by_line[id(line)].id for line in chosen if id(line) in by_line]
+    placed = {id(line) for line in chosen} | {id(line) for line in carried}
+    split = [item for line, item in zip(item_lines, items, strict=True) if id(line) not in placed]
+    if split:
+        # billable() invoiced part of one credit: the item becomes that part, a new item keeps the rest.
+        [item] = split
+        part, rest = chosen[-1], carried[0]
+        session = object_session(item)
+        assert session is not None
+        session.add(
+            PendingItem(
+                id=new_id("ii"),
+                customer_id=item.customer_id,
+                subscription_id=item.subscription_id,
+                invoice_id=None,
+                description=item.description,
+                kind=item.kind,
+                quantity=rest.quantity,
+                unit_amount=rest.unit_amount,
+                currency=item.currency,
+                vat_rate=item.vat_rate,
+                plan_id=item.plan_id,
+                period_start=item.period_start,
+                period_end=item.period_end,
+                created_at=item.created_at,
+            )
+        )
+        item.quantity, item.unit_amount = part.quantity, part.unit_amount
+        draft.pending_item_ids.append(item.id)
     return draft
 
 
@@ -153,9 +181,12 @@ def issue(uow: UnitOfWork, drafts: Sequence[InvoiceDraft], *, finalize: bool = T
                 "vat": sums.vat,
             },
         )
-    uow.session.execute(insert(Invoice), invoice_rows)
+    # render_nulls: every row has the same columns (None is NULL), so the whole
+    # batch is one executemany instead of one per run of rows with the same
+    # None columns (e.g. open and paid invoices interleaved).
+    uow.session.execute(insert(Invoice).execution_options(render_nulls=True), invoice_rows)
     if line_rows:
-        uow.session.execute(insert(InvoiceLine), line_rows)
+        uow.session.execute(insert(InvoiceLine).execution_options(render_nulls=True), line_rows)
     if item_links:
         uow.session.execute(update(PendingItem), item_links)
     return [row["id"] for row in invoice_rows]

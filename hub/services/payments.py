@@ -22,6 +22,7 @@ from hub.domain.ids import new_id
 from hub.domain.invoicing import InvoiceStatus, invoice_transition
 from hub.domain.lifecycle import Action, Status, transition
 from hub.services import subscriptions
+from hub.services.invoicing import issue
 from hub.services.uow import UnitOfWork
 from hub.store.models import CreditNote, Customer, Invoice, Payment, PaymentAttempt
 
@@ -222,10 +223,10 @@ def _settle(
                 "total": invoice.total,
             },
         )
-        _recover_subscription(uow, invoice)
+        recover_subscription(uow, invoice)
 
 
-def _recover_subscription(uow: UnitOfWork, invoice: Invoice) -> None:
+def recover_subscription(uow: UnitOfWork, invoice: Invoice) -> None:
     """A past-due subscription whose overdue invoices are all settled becomes active again."""
     if invoice.subscription_id is None:
         return
@@ -295,7 +296,9 @@ def _dunning_step(uow: UnitOfWork, invoice: Invoice, attempt: PaymentAttempt, no
         return None
     loaded.subscription.cancel_reason = "payment_failed"
     loaded.subscription.cancel_feedback = None
-    subscriptions.apply_cancel(uow, loaded, now)
+    final = subscriptions.apply_cancel(uow, loaded, now)
+    if final is not None:
+        issue(uow, [final])
     return loaded.subscription.id
 
 
@@ -338,7 +341,23 @@ def refund_payment(uow: UnitOfWork, credit_note_id: str, amount: int) -> int:
             )
         )
         refundable = sum(p.amount for p in payments)
-        charge = next((p for p in payments if p.kind == "payment" and p.gateway_reference), None)
+        # Only a charge the gateway made can be refunded through it; a bank transfer's
+        # reference is not a gateway reference.
+        charged = set(
+            uow.session.scalars(
+                select(PaymentAttempt.gateway_reference).where(
+                    PaymentAttempt.invoice_id == note.invoice_id, PaymentAttempt.status == "succeeded"
+                )
+            )
+        )
+        charge = next(
+            (
+                p
+                for p in payments
+                if p.kind == "payment" and p.gateway_reference and p.gateway_reference in charged
+            ),
+            None,
+        )
         amount = min(amount, refundable)
         if amount <= 0:
             return 0

@@ -42,7 +42,10 @@ def mrr_of(subscription: Subscription, plan: Plan, coupon: Coupon | None) -> int
 
 
 def lock_customer(uow: UnitOfWork, customer_id: str) -> Customer | None:
-    return uow.session.get(Customer, customer_id, with_for_update=True)
+    # FOR NO KEY UPDATE, not FOR UPDATE: inserting an invoice for a customer takes a KEY SHARE
+    # lock on the customer row (the foreign key check), which FOR UPDATE would block, so two
+    # billing runs each inserting invoices for a customer the other has locked would deadlock.
+    return uow.session.get(Customer, customer_id, with_for_update={"key_share": True})
 
 
 def refresh(

@@ -344,7 +344,12 @@ def _proration(uow: UnitOfWork, loaded: Loaded, new_plan: Plan, cmd: ChangePlan)
     old_amount = old_plan.amount * sub.quantity
     new_amount = new_plan.amount * quantity
     when = now.date().isoformat()
+    # Past the period's end (the billing run has not renewed it yet) nothing of it is unused:
+    # the new price simply applies from the renewal, or from the restart below.
+    ended = now >= end
     if months_of(new_plan) == months_of(old_plan):
+        if ended:
+            return ChangePreview([], False, None, None)
         p = prorate_change(old_amount, new_amount, start, end, now)
         lines = [
             Line(
@@ -373,7 +378,7 @@ def _proration(uow: UnitOfWork, loaded: Loaded, new_plan: Plan, cmd: ChangePlan)
     # charge the new plan's full first period, invoiced at once.
     new_end = period_end_after(now, months_of(new_plan), now, uow.settings.billing_timezone)
     lines = []
-    if cmd.prorate:
+    if cmd.prorate and not ended:
         credit = prorate_restart(old_amount, start, end, now)
         lines.append(
             Line(
@@ -551,13 +556,16 @@ def cancel_subscription(cmd: CancelSubscription, uow: UnitOfWork) -> Outcome:
                 uow.now,
                 extra={"reason": cmd.reason, "feedback": cmd.feedback},
             )
+            invoice_ids: list[str] = []
         else:
-            apply_cancel(uow, loaded, uow.now)
+            final = apply_cancel(uow, loaded, uow.now)
+            invoice_ids = issue(uow, [final] if final else [])
         uow.commit()
-        return Outcome(sub.id)
+        return Outcome(sub.id, invoice_ids)
 
 
-def apply_cancel(uow: UnitOfWork, loaded: Loaded, at: datetime) -> None:
+def apply_cancel(uow: UnitOfWork, loaded: Loaded, at: datetime) -> InvoiceDraft | None:
+    """Cancel at ``at``; returns the final invoice for anything still waiting to be billed."""
     sub = loaded.subscription
     sub.status = transition(sub.status, Action.CANCEL).value
     sub.canceled_at = at
@@ -573,6 +581,25 @@ def apply_cancel(uow: UnitOfWork, loaded: Loaded, at: datetime) -> None:
         at,
         extra={"reason": sub.cancel_reason, "feedback": sub.cancel_feedback},
     )
+    return final_invoice(uow, sub, at)
+
+
+def final_invoice(uow: UnitOfWork, sub: Subscription, at: datetime) -> InvoiceDraft | None:
+    """Items that waited for a next invoice (an upgrade's proration) that will now never come."""
+    items = pending_items(uow, [sub.id]).get(sub.id, [])
+    if not items:
+        return None
+    draft = InvoiceDraft(
+        customer_id=sub.customer_id,
+        currency=sub.currency,
+        billing_reason="subscription_final",
+        lines=[],
+        subscription_id=sub.id,
+        period_start=at,
+        period_end=at,
+    )
+    draft = with_pending(draft, items)
+    return draft if draft.lines else None
 
 
 def reactivate_subscription(cmd: ReactivateSubscription, uow: UnitOfWork) -> Outcome:
