@@ -9,9 +9,9 @@ Definitions (the same words are in docs/metrics.md):
 * Only ``active`` and ``past_due`` subscriptions count; ``trialing``,
   ``paused`` and ``canceled`` ones contribute 0.
 * Movements are classified per customer, from the customer's state before and
-  after a change: ``none`` (never paid), ``active`` (some MRR-counting
-  subscription), ``paused`` (nothing counting, something paused) and
-  ``churned`` (was active, nothing counting or paused now).
+  after a change: ``none`` (never paid), ``active`` (MRR above zero from
+  active or past-due subscriptions), ``paused`` (nothing paying, something
+  paused) and ``churned`` (was active, nothing paying or paused now).
 """
 
 from __future__ import annotations
@@ -56,10 +56,15 @@ def subscription_mrr(
     return divide(amount, months_per_period)
 
 
-def customer_state(statuses: list[str], previous: CustomerState) -> CustomerState:
-    """The customer's state given the statuses of all their subscriptions."""
+def customer_state(statuses: list[str], previous: CustomerState, mrr: int) -> CustomerState:
+    """The customer's state given the statuses of all their subscriptions and their MRR.
+
+    A customer is active only while they pay something: subscriptions to free
+    plans, or made free by a 100 % forever coupon, do not make a paying customer
+    (as in Stripe, which leaves free subscribers out of its counts).
+    """
     parsed = {Status(s) for s in statuses}
-    if parsed & MRR_STATUSES:
+    if parsed & MRR_STATUSES and mrr > 0:
         return CustomerState.ACTIVE
     if Status.PAUSED in parsed:
         return CustomerState.PAUSED

@@ -64,8 +64,8 @@ def refresh(
     ).all()
     before_state = CustomerState(customer.revenue_state)
     before_mrr = customer.mrr
-    after_state = customer_state([status for status, _ in rows], before_state)
     after_mrr = sum(mrr for _, mrr in rows)
+    after_state = customer_state([status for status, _ in rows], before_state, after_mrr)
     moved = classify(before_state, after_state, before_mrr, after_mrr)
     customer.mrr = after_mrr
     customer.revenue_state = after_state.value

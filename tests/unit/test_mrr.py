@@ -63,24 +63,27 @@ def test_a_forever_coupon_reduces_mrr_before_normalising():
 
 
 @pytest.mark.parametrize(
-    ("statuses", "previous", "expected"),
+    ("statuses", "previous", "mrr", "expected"),
     [
-        ([], NONE, NONE),
-        (["trialing"], NONE, NONE),  # a trial is not yet a paying customer
-        (["active"], NONE, ACTIVE),
-        (["past_due"], NONE, ACTIVE),
-        (["paused"], ACTIVE, PAUSED),
-        (["paused", "active"], ACTIVE, ACTIVE),  # one counting subscription is enough
-        (["canceled"], ACTIVE, CHURNED),
-        (["canceled"], PAUSED, CHURNED),
-        (["canceled", "trialing"], ACTIVE, CHURNED),  # a new trial does not undo churn
-        (["canceled"], CHURNED, CHURNED),
-        (["canceled"], NONE, NONE),  # a trial canceled before paying never churned
-        (["canceled", "active"], CHURNED, ACTIVE),
+        ([], NONE, 0, NONE),
+        (["trialing"], NONE, 0, NONE),  # a trial is not yet a paying customer
+        (["active"], NONE, 9_900, ACTIVE),
+        (["past_due"], NONE, 9_900, ACTIVE),
+        (["paused"], ACTIVE, 0, PAUSED),
+        (["paused", "active"], ACTIVE, 9_900, ACTIVE),  # one counting subscription is enough
+        (["canceled"], ACTIVE, 0, CHURNED),
+        (["canceled"], PAUSED, 0, CHURNED),
+        (["canceled", "trialing"], ACTIVE, 0, CHURNED),  # a new trial does not undo churn
+        (["canceled"], CHURNED, 0, CHURNED),
+        (["canceled"], NONE, 0, NONE),  # a trial canceled before paying never churned
+        (["canceled", "active"], CHURNED, 9_900, ACTIVE),
+        (["active"], NONE, 0, NONE),  # a free plan does not make a paying customer
+        (["active"], ACTIVE, 0, CHURNED),  # a 100 % forever coupon: they stopped paying
+        (["active", "paused"], ACTIVE, 0, PAUSED),  # free plan beside a paused one
     ],
 )
-def test_customer_state(statuses, previous, expected):
-    assert customer_state(statuses, previous) is expected
+def test_customer_state(statuses, previous, mrr, expected):
+    assert customer_state(statuses, previous, mrr) is expected
 
 
 # --- movements --------------------------------------------------------------------------------
