@@ -14,7 +14,10 @@ Run it with ``python -m bench.metrics`` (``--help`` for options). It
    during the load; then the indexes are rebuilt from their own definitions,
    the references checked with one anti-join, and the tables analysed);
 3. checks that the metrics agree with the generator (MRR, active and paused
-   customers at the end, movement totals), so the timing is of right answers;
+   customers at the end, movement totals) and that net revenue retention and
+   gross revenue churn of each month of the timed year, and of the year as a
+   whole, agree with a customer-by-customer count over the generated rows, so
+   the timing is of right answers;
 4. times, after a warm-up, several runs each of: the **baseline** ``SELECT
    count(*), sum(amount) FROM mrr_movements`` (a full scan of the table); the
    **year series**: :func:`hub.metrics.compute_series` month by month over the
@@ -44,6 +47,8 @@ from sqlalchemy import text
 
 from bench._common import DEFAULT_ADMIN_URL, describe, fresh_database, median, timings
 from hub.metrics import cohort_retention, compute_series
+from hub.metrics.periods import Interval, boundaries
+from hub.metrics.ratios import fraction, rate
 from hub.store.db import make_engine
 from hub.store.migrate import upgrade
 
@@ -231,6 +236,49 @@ def load(url: str, ledger: Ledger) -> dict[str, float]:
     return phases
 
 
+def retention_by_hand(ledger: Ledger, points: list[datetime]) -> dict[str, list[tuple[Any, Any]]]:
+    """Per currency, (NRR, gross revenue churn) of each bucket of ``points``, then of the whole span.
+
+    Computed straight from the definition, customer by customer, from the
+    generated rows (independently of the SQL): the starting customers of
+    ``[a, b)`` have MRR > 0 at ``a`` (every generated price is positive) and
+    are not paused at ``b``; NRR = Σ MRR at b ÷ Σ MRR at a over them, gross
+    revenue churn = Σ max(0, MRR at a − MRR at b) ÷ Σ MRR at a.
+    """
+    stamps = [int(p.timestamp()) for p in points]
+    mrr: dict[int, int] = {}
+    paused: set[int] = set()
+    currency_of: dict[int, str] = {}
+    snapshots: list[tuple[dict[int, int], set[int]]] = []
+    for t, number, currency, kind, amount, *_ in ledger.rows:
+        while len(snapshots) < len(stamps) and t >= stamps[len(snapshots)]:
+            snapshots.append((dict(mrr), set(paused)))
+        currency_of[number] = currency
+        mrr[number] = mrr.get(number, 0) + amount
+        if kind == "paused":
+            paused.add(number)
+        elif kind in ("resumed", "churned"):
+            paused.discard(number)
+    while len(snapshots) < len(stamps):
+        snapshots.append((dict(mrr), set(paused)))
+
+    pairs = [(i, i + 1) for i in range(len(points) - 1)] + [(0, len(points) - 1)]
+    result: dict[str, list[tuple[Any, Any]]] = {currency: [] for currency, _ in CURRENCIES}
+    for first, last in pairs:
+        (at_start, _), (at_end, paused_at_end) = snapshots[first], snapshots[last]
+        sums = {currency: [0, 0, 0] for currency, _ in CURRENCIES}  # starting MRR, retained, lost
+        for number, start_mrr in at_start.items():
+            if start_mrr > 0 and number not in paused_at_end:
+                end_mrr = at_end.get(number, 0)
+                total = sums[currency_of[number]]
+                total[0] += start_mrr
+                total[1] += end_mrr
+                total[2] += max(0, start_mrr - end_mrr)
+        for currency, (base, retained, lost) in sums.items():
+            result[currency].append((rate(fraction(retained, base)), rate(fraction(lost, base))))
+    return result
+
+
 def check(engine: Any, ledger: Ledger) -> list[str]:
     """Differences between the metrics and the generator's own bookkeeping (empty when right)."""
     problems = []
@@ -260,6 +308,19 @@ def check(engine: Any, ledger: Ledger) -> list[str]:
                     problems.append(f"{currency}: {kind} {got}, generator says {want}")
             if totals.mrr_start != 0 or totals.mrr_end != totals.mrr_start + moved.net:
                 problems.append(f"{currency}: the roll-forward does not hold")
+        year_points = boundaries(YEAR_START, HISTORY_END, Interval.MONTH)
+        by_hand = retention_by_hand(ledger, year_points)
+        for currency, _ in CURRENCIES:
+            year = compute_series(
+                connection, start=YEAR_START, end=HISTORY_END, interval="month", currency=currency
+            )
+            for bucket, expected in zip([*year.buckets, year.totals], by_hand[currency], strict=True):
+                found = (bucket.net_revenue_retention, bucket.gross_revenue_churn_rate)
+                if found != expected:
+                    problems.append(
+                        f"{currency} {bucket.start:%Y-%m}..{bucket.end:%Y-%m}: NRR, gross revenue churn "
+                        f"{found}, customer by customer {expected}"
+                    )
     return problems
 
 
@@ -298,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"CHECK FAILED: {problem}")
             if problems:
                 return 1
-            print("check: MRR, customers and every movement total agree with the generator")
+            print(
+                "check: MRR, customers and every movement total agree with the generator; NRR and "
+                "gross revenue churn of each month of the year, and of the year, agree with a "
+                "customer-by-customer count"
+            )
             return measure(engine, args.runs)
         finally:
             engine.dispose()
@@ -327,7 +392,8 @@ def measure(engine: Any, runs: int) -> int:
             "cohort retention, 12 monthly cohorts": timings(cohorts, runs),
         }
         rows = connection.execute(text("SELECT count(*) FROM mrr_movements")).scalar_one()
-        last = compute_series(connection, interval="month", **year).buckets[-1]
+        timed = compute_series(connection, interval="month", **year)
+        last, whole = timed.buckets[-1], timed.totals
     print(f"\nPostgreSQL {version}, max_parallel_workers_per_gather={workers}, {rows:,} movements")
     base = median(next(iter(results.values())))
     for name, seconds in results.items():
@@ -335,6 +401,10 @@ def measure(engine: Any, runs: int) -> int:
     print(
         f"  (last month, DKK: MRR {last.mrr_end:,}, active {last.active_customers_end:,}, "
         f"churn rate {last.customer_churn_rate}, NRR {last.net_revenue_retention}, LTV {last.ltv})"
+    )
+    print(
+        f"  (the year, DKK: MRR {whole.mrr_start:,} → {whole.mrr_end:,}, NRR {whole.net_revenue_retention}, "
+        f"gross revenue churn {whole.gross_revenue_churn_rate}, customer churn {whole.customer_churn_rate})"
     )
     figure = median(results["year series, month by month (12 buckets, all metrics)"])
     met = figure < TARGET_SECONDS

@@ -1,10 +1,11 @@
 """Subscription metrics computed in SQL from the MRR movement history.
 
-Two entry points, each one SQL query over ``mrr_movements`` whatever the
+Two entry points, each one SQL statement over ``mrr_movements`` whatever the
 number of buckets, both taking a SQLAlchemy ``Session`` or ``Connection``:
 
 * :func:`compute_series` — MRR, ARR, MRR movements, customer churn rate,
-  gross revenue churn rate, net revenue retention, ARPA, LTV, quick ratio and
+  gross revenue churn rate and net revenue retention (of the customers in MRR
+  at the start of each bucket, and of the whole period), ARPA, LTV, quick ratio and
   new-versus-churned ratio per day, week or month of ``[start, end)``, plus the
   same metrics over the whole period (:class:`MetricsSeries`).
 * :func:`cohort_retention` — customer and revenue retention of each monthly

@@ -42,14 +42,40 @@ Customer churn rate
     Stripe's subscriber churn rate (churned in the period over subscribers
     at its start plus those who joined during it); a paused customer who
     cancels is churn then, and counts in the denominator. It is never above 1.
-Gross revenue churn rate
-    (churned MRR + contraction MRR) ÷ MRR at start. Paused MRR is not churn.
-    Over long periods it can exceed 1: the numerator also holds MRR of
-    customers who joined during the period.
+Starting customers (revenue retention's cohort)
+    The customers in MRR at the bucket's start (those counted in "active
+    customers at start"), less those paused at its end. For each of them,
+    s = their MRR at the start and e = their MRR at the end, a customer's MRR
+    at t being the sum of their movements before t. New, reactivated and
+    resumed customers were not in MRR at the start, so their MRR never counts;
+    a starting customer who churns and comes back within the bucket counts
+    with what they pay at the end, one who churns and stays away with e = 0.
+    "In MRR" is "MRR > 0" for everyone who pays; the one difference is a
+    customer whose discount brings their MRR to 0: they are in with s = 0,
+    and MRR they gain in the bucket (an ``expansion`` in the ledger) counts
+    as retained.
 Net revenue retention (NRR)
-    (MRR at start + expansion − contraction − churned) ÷ MRR at start. New
-    and reactivated MRR are not retention; paused and resumed MRR are
-    neither lost nor retained (pauses are not churn) and are left out.
+    Σ e ÷ Σ s over the starting customers. Computed as (MRR at end − end MRR
+    of the customers not in MRR at the start) ÷ (MRR at start − start MRR of
+    the customers paused at the end). Never negative; above 1 when the
+    starting customers' expansion outweighs their churn and contraction;
+    null when there is no starting MRR.
+Gross revenue churn rate
+    Σ max(0, s − e) ÷ Σ s over the starting customers: the MRR they lost to
+    churn and contraction, each customer's net loss over the bucket, so a
+    customer's expansion offsets only their own contraction, never another
+    customer's loss. Always between 0 and 1. Gross revenue retention is
+    1 − gross revenue churn = Σ min(s, e) ÷ Σ s, and NRR ≥ 1 − gross revenue
+    churn.
+Pauses in retention
+    Pauses are not churn, and a paused customer pays nothing, so a pause is
+    neither retained nor lost revenue: a starting customer paused at the end
+    is left out of both sums (numerator and denominator), and a customer
+    paused at the start (MRR 0, not in MRR) is not a starting customer, so
+    their resumed MRR is not retention. The pause shows in the movements
+    (``paused``, ``resumed``) and the paused-customer counts instead. Counting
+    a paused customer as not retained would make gross revenue churn count
+    pauses as churn.
 ARPA (average revenue per account)
     MRR at end ÷ active customers at end, rounded to the minor unit.
 LTV (lifetime value)
@@ -67,7 +93,10 @@ New-versus-churned customer ratio
     customer lost.
 Period totals
     The same definitions applied to the whole period as one bucket (not an
-    average of the buckets).
+    average of the buckets). For NRR and gross revenue churn that means the
+    customers in MRR at the *period's* start, compared with what they pay at
+    its end: churn, contraction or expansion of customers who joined during
+    the period never enter them, whatever the period's length.
 
 Rounding and edges (see :mod:`hub.metrics.ratios`): rates and ratios are
 decimals with four places, rounded half away from zero from exact integer
@@ -83,7 +112,7 @@ from decimal import Decimal
 from typing import Any
 
 from hub.domain.mrr import Movement
-from hub.metrics.ledger import OPENING, Executor, Tally, movement_tallies
+from hub.metrics.ledger import OPENING, Executor, Retention, Tally, series_tallies
 from hub.metrics.periods import boundaries, check_currency, check_period, months_between, parse_interval
 from hub.metrics.ratios import decimal, fraction, money, rate
 from hub.metrics.shapes import plain
@@ -212,7 +241,9 @@ class _Balance:
         )
 
 
-def bucket_metrics(start: datetime, end: datetime, opening: _Balance, tally: Tally) -> BucketMetrics:
+def bucket_metrics(
+    start: datetime, end: datetime, opening: _Balance, tally: Tally, retention: Retention
+) -> BucketMetrics:
     """Apply every definition of the module docstring to one bucket."""
     closing = opening.after(tally)
     moved = MrrMovements.from_tally(tally)
@@ -225,6 +256,9 @@ def bucket_metrics(start: datetime, end: datetime, opening: _Balance, tally: Tal
     ltv = None
     if arpa is not None and churn is not None and churn != 0:
         ltv = arpa / (churn / months)
+    # Revenue retention of the starting customers (in MRR at start, not paused at end):
+    starting_mrr = opening.mrr - retention.paused_out  # Σ s over them
+    retained_mrr = closing.mrr - retention.joined  # Σ e over them (those paused at end have e = 0)
     return BucketMetrics(
         start=start,
         end=end,
@@ -240,10 +274,8 @@ def bucket_metrics(start: datetime, end: datetime, opening: _Balance, tally: Tal
         movements=moved,
         counts=counts,
         customer_churn_rate=rate(churn),
-        gross_revenue_churn_rate=rate(fraction(moved.churned + moved.contraction, opening.mrr)),
-        net_revenue_retention=rate(
-            fraction(opening.mrr + moved.expansion - moved.contraction - moved.churned, opening.mrr)
-        ),
+        gross_revenue_churn_rate=rate(fraction(retention.lost, starting_mrr)),
+        net_revenue_retention=rate(fraction(retained_mrr, starting_mrr)),
         arpa=money(arpa),
         ltv=money(ltv),
         quick_ratio=rate(
@@ -258,7 +290,7 @@ def compute_series(
 ) -> MetricsSeries:
     """Every metric per ``interval`` bucket of ``[start, end)`` in ``currency``, and the period totals.
 
-    One SQL query, whatever the number of buckets. Raises
+    One SQL statement, whatever the number of buckets. Raises
     :class:`~hub.domain.errors.InvalidRequest` for a naive or empty period,
     an unknown interval or currency, or more than
     :data:`~hub.metrics.periods.MAX_BUCKETS` buckets.
@@ -267,15 +299,16 @@ def compute_series(
     unit = parse_interval(interval)
     check_currency(currency)
     points = boundaries(start, end, unit)
-    tallies = movement_tallies(session, currency=currency, points=points)
+    tallies = series_tallies(session, currency=currency, points=points)
 
-    opening = _Balance().after(tallies.get(OPENING, Tally()))
+    opening = _Balance().after(tallies.movements.get(OPENING, Tally()))
     balance = opening
     whole = Tally()
     buckets = []
     for index in range(len(points) - 1):
-        tally = tallies.get(index, Tally())
-        buckets.append(bucket_metrics(points[index], points[index + 1], balance, tally))
+        tally = tallies.movements.get(index, Tally())
+        retention = tallies.retention.get(index, Retention())
+        buckets.append(bucket_metrics(points[index], points[index + 1], balance, tally, retention))
         balance = balance.after(tally)
         whole.add(tally)
     return MetricsSeries(
@@ -284,5 +317,5 @@ def compute_series(
         start=start,
         end=end,
         buckets=buckets,
-        totals=bucket_metrics(start, end, opening, whole),
+        totals=bucket_metrics(start, end, opening, whole, tallies.whole),
     )

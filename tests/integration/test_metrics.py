@@ -44,6 +44,7 @@ from sqlalchemy import select
 from hub.domain.errors import InvalidRequest
 from hub.metrics import CohortPoint, cohort_retention, compute_series
 from hub.metrics.periods import Interval, boundaries
+from hub.metrics.ratios import fraction, rate
 from hub.services import catalog, subscriptions
 from hub.services.billing import RunBilling, run_billing
 from hub.store.models import Customer, MrrMovement
@@ -166,8 +167,10 @@ def test_monthly_series_matches_the_hand_computed_figures(history):
     assert jan.arr_end == 480_012  # 40,001 × 12
     assert (jan.active_customers_end, jan.paused_customers_end) == (4, 0)
     assert jan.customer_churn_rate == Decimal("0.0000")  # 0 ÷ (2 on the books + 2 new + 0 reactivated)
-    assert jan.gross_revenue_churn_rate == Decimal("0.0000")  # (0 + 0) ÷ 20,001
-    assert jan.net_revenue_retention == Decimal("1.0000")  # (20,001 + 0 − 0 − 0) ÷ 20,001
+    # Revenue retention: the starting customers are Bo (s 10,001) and Anna (s 10,000),
+    # both unchanged at the end; Carl's and Dorte's new MRR is not retention.
+    assert jan.gross_revenue_churn_rate == Decimal("0.0000")  # (0 + 0) lost ÷ 20,001
+    assert jan.net_revenue_retention == Decimal("1.0000")  # (10,001 + 10,000) ÷ 20,001
     assert jan.arpa == 10_000  # 40,001 ÷ 4 = 10,000.25 → 10,000
     assert jan.ltv is None  # no churn: no churn rate to divide by
     assert jan.quick_ratio is None  # 20,000 ÷ (0 + 0): not defined
@@ -187,10 +190,13 @@ def test_monthly_series_matches_the_hand_computed_figures(history):
     # Active: 4 + Emil − Emil (paused) − Carl = 3 (Anna, Bo, Dorte); Emil is paused.
     assert (feb.active_customers_end, feb.paused_customers_end) == (3, 1)
     assert feb.customer_churn_rate == Decimal("0.2000")  # 1 ÷ (4 on the books + 1 new + 0) = 0.2
-    assert feb.gross_revenue_churn_rate == Decimal("0.2500")  # (10,000 + 0) ÷ 40,001 = 0.249993…
-    assert feb.net_revenue_retention == Decimal(
-        "0.8750"
-    )  # (40,001 + 5,000 − 0 − 10,000) ÷ 40,001 = 0.874997…
+    # Starting customers: Bo 10,001, Anna 10,000, Carl 10,000, Dorte 10,000 (Σ s = 40,001).
+    # At the end: Bo 10,001, Anna 15,000, Carl 0, Dorte 10,000 (her cancel is not effective
+    # yet). Emil joined and paused within February: never a starting customer, not counted.
+    # Lost = max(0, s − e) per customer = Carl's 10,000; Anna's expansion offsets nobody else.
+    assert feb.gross_revenue_churn_rate == Decimal("0.2500")  # 10,000 ÷ 40,001 = 0.249993…
+    # NRR = (10,001 + 15,000 + 0 + 10,000) ÷ 40,001 = 35,001 ÷ 40,001 = 0.874997…
+    assert feb.net_revenue_retention == Decimal("0.8750")
     assert feb.arpa == 11_667  # 35,001 ÷ 3 = 11,667
     assert feb.ltv == 58_335  # ARPA 11,667 ÷ (0.2 per month) = 35,001 × 5 ÷ 3 = 58,335
     assert feb.quick_ratio == Decimal("1.5000")  # (10,000 + 5,000 + 0) ÷ (10,000 + 0)
@@ -210,10 +216,15 @@ def test_monthly_series_matches_the_hand_computed_figures(history):
     assert (mar.active_customers_start, mar.paused_customers_start) == (3, 1)
     assert (mar.active_customers_end, mar.paused_customers_end) == (5, 0)
     assert mar.customer_churn_rate == Decimal("0.1667")  # 1 ÷ (4 on the books + 1 new + 1 reactivated)
-    assert mar.gross_revenue_churn_rate == Decimal("0.4286")  # (10,000 + 5,001) ÷ 35,001 = 0.428588…
-    assert mar.net_revenue_retention == Decimal(
-        "0.5714"
-    )  # (35,001 + 0 − 5,001 − 10,000) ÷ 35,001 = 0.571412…
+    # Starting customers (in MRR on March 1st): Bo 10,001, Anna 15,000, Dorte 10,000 (Σ s =
+    # 35,001). Emil is paused at the start (MRR 0), so his resumed 10,000 is not retention,
+    # nor is Frida's new 15,000. Dorte churned and came back within March: she counts with
+    # what she pays at the end, 10,000. At the end: Bo 5,000, Anna 15,000, Dorte 10,000.
+    # Lost = Bo 10,001 − 5,000 = 5,001 (Dorte: max(0, 10,000 − 10,000) = 0).
+    assert mar.gross_revenue_churn_rate == Decimal("0.1429")  # 5,001 ÷ 35,001 = 0.142881…
+    # NRR = (5,000 + 15,000 + 10,000) ÷ 35,001 = 30,000 ÷ 35,001 = 0.857118…
+    # (= (MRR end 55,000 − Emil 10,000 − Frida 15,000) ÷ 35,001)
+    assert mar.net_revenue_retention == Decimal("0.8571")
     assert mar.arpa == 11_000  # 55,000 ÷ 5
     assert mar.ltv == 66_000  # 11,000 ÷ (1/6 per month)
     assert mar.quick_ratio == Decimal("1.6666")  # (15,000 + 0 + 10,000) ÷ (10,000 + 5,001) = 1.666555…
@@ -236,11 +247,20 @@ def test_period_totals_apply_the_same_definitions_to_the_whole_period(history):
     }
     assert (totals.counts.new, totals.counts.churned, totals.counts.reactivation) == (4, 2, 1)
     assert totals.customer_churn_rate == Decimal("0.2857")  # 2 ÷ (2 + 4 new + 1 reactivated) = 0.285714…
-    # Over a quarter the churned MRR includes customers who joined in it, so
-    # gross revenue churn exceeds 1 and NRR drops to 0: (20,000 + 5,001) ÷ 20,001
-    # = 1.24998…, and (20,001 + 5,000 − 5,001 − 20,000) ÷ 20,001 = 0.
-    assert totals.gross_revenue_churn_rate == Decimal("1.2500")
-    assert totals.net_revenue_retention == Decimal("0.0000")
+    # Revenue retention over the quarter follows the customers in MRR on January 1st,
+    # Bo (s 10,001) and Anna (s 10,000), to April 1st: Bo 5,000 (contraction), Anna 15,000
+    # (expansion). Carl joined in January and churned in February, Dorte joined, churned
+    # and came back, Emil joined, paused and resumed, Frida joined: none of them is a
+    # starting customer, so neither their churn nor their MRR enters the rates.
+    # Lost = max(0, 10,001 − 5,000) + max(0, 10,000 − 15,000) = 5,001 + 0 (Anna's
+    # expansion does not offset Bo's contraction).
+    assert totals.gross_revenue_churn_rate == Decimal("0.2500")  # 5,001 ÷ 20,001 = 0.250037…
+    # NRR = (5,000 + 15,000) ÷ 20,001 = 20,000 ÷ 20,001 = 0.999950…
+    # (= (MRR end 55,000 − Dorte 10,000 − Emil 10,000 − Frida 15,000 − Carl 0) ÷ 20,001)
+    assert totals.net_revenue_retention == Decimal("1.0000")
+    # The movement-based formula this replaces counted Carl's and Dorte's churn against
+    # January's two customers: (20,001 + 5,000 − 5,001 − 20,000) ÷ 20,001 = 0 NRR and
+    # (20,000 + 5,001) ÷ 20,001 = 1.25 gross revenue churn.
     assert totals.arpa == 11_000  # 55,000 ÷ 5
     assert totals.ltv == 115_500  # 11,000 ÷ ((2/7) ÷ 3 months) = 11,000 × 21 ÷ 2
     assert totals.quick_ratio == Decimal("2.3999")  # (45,000 + 5,000 + 10,000) ÷ (20,000 + 5,001) = 2.399904…
@@ -280,10 +300,73 @@ def test_weekly_buckets_start_on_monday_and_are_cut_at_the_period(history):
     assert second.movements.churned == 10_000  # Carl, 25th
     assert (first.mrr_end, second.mrr_end) == (45_001, 35_001)  # − Emil's 10,000, − Carl's 10,000
     assert second.customer_churn_rate == Decimal("0.2000")  # 1 ÷ 5 (Anna, Bo, Carl, Dorte, paused Emil)
+    # First week: Emil, in MRR at the start, is paused at the end: left out of both sides.
+    # (10,001 + 15,000 + 10,000 + 10,000) ÷ (10,001 + 15,000 + 10,000 + 10,000) = 45,001 ÷ 45,001.
+    assert (first.net_revenue_retention, first.gross_revenue_churn_rate) == (
+        Decimal("1.0000"),
+        Decimal("0.0000"),
+    )
+    # Second week: Emil is paused at the start (not in MRR); Carl churns.
+    assert second.net_revenue_retention == Decimal("0.7778")  # 35,001 ÷ 45,001 = 0.777782…
+    assert second.gross_revenue_churn_rate == Decimal("0.2222")  # 10,000 ÷ 45,001 = 0.222217…
     assert second.months == Decimal("0.1971")  # 6 days ÷ 30.4375 = 0.197125…
     # LTV = ARPA ÷ (churn rate ÷ months) = (35,001 ÷ 3) × (6 ÷ 30.4375) ÷ (1 ÷ 5)
     #     = 35,001 × 6 × 5 ÷ (3 × 30.4375) = 11,499.30…
     assert second.ltv == 11_499
+
+
+def test_revenue_retention_counts_expansion_and_leaves_pauses_out(history):
+    # One bucket, 2026-02-10 to 2026-02-24. In MRR at the start: Bo 10,001, Anna 10,000,
+    # Carl 10,000, Dorte 10,000 and Emil 10,000 (MRR start 50,001). Inside: Anna upgrades
+    # (+5,000 expansion), Emil pauses (−10,000 paused). Carl's churn (25th) is after the end.
+    result = series(history, start=datetime(2026, 2, 10, tzinfo=UTC), end=datetime(2026, 2, 24, tzinfo=UTC))
+    (only,) = result.buckets
+    assert (only.mrr_start, only.mrr_end) == (50_001, 45_001)
+    assert (only.movements.expansion, only.movements.paused) == (5_000, 10_000)
+    # Emil is paused at the end: neither retained nor lost, so out of both sums.
+    # NRR = (Bo 10,001 + Anna 15,000 + Carl 10,000 + Dorte 10,000)
+    #     ÷ (Bo 10,001 + Anna 10,000 + Carl 10,000 + Dorte 10,000) = 45,001 ÷ 40,001 = 1.124996…
+    assert only.net_revenue_retention == Decimal("1.1250")
+    assert only.gross_revenue_churn_rate == Decimal("0.0000")  # nobody lost MRR: 0 ÷ 40,001
+    # (Counting Emil as not retained would give 45,001 ÷ 50,001 = 0.9000 NRR and
+    # 10,000 ÷ 50,001 = 0.2000 gross revenue churn: a pause counted as churn.)
+    assert result.totals.net_revenue_retention == only.net_revenue_retention  # one bucket = the period
+
+
+def by_customer(rows, start, end):
+    """NRR and gross revenue churn of [start, end) straight from the definition, customer by customer.
+
+    s, e: each customer's MRR at start and end (sum of their movements before it). The
+    starting customers have s > 0 and are not paused at the end (their last movement
+    before the end is not ``paused``). NRR = Σ e ÷ Σ s; gross revenue churn = Σ max(0, s − e) ÷ Σ s.
+    """
+    s, e, last = {}, {}, {}
+    for occurred_at, customer, kind, amount in rows:
+        if occurred_at < start:
+            s[customer] = s.get(customer, 0) + amount
+        if occurred_at < end:
+            e[customer] = e.get(customer, 0) + amount
+            last[customer] = kind
+    starting = [c for c, mrr in s.items() if mrr > 0 and last[c] != "paused"]
+    base = sum(s[c] for c in starting)
+    retained = sum(e[c] for c in starting)
+    lost = sum(max(0, s[c] - e[c]) for c in starting)
+    return rate(fraction(retained, base)), rate(fraction(lost, base))
+
+
+def test_revenue_retention_of_every_bucket_matches_a_customer_by_customer_count(history):
+    with history.session_factory() as session:
+        rows = session.execute(
+            select(MrrMovement.occurred_at, MrrMovement.customer_id, MrrMovement.kind, MrrMovement.amount)
+            .where(MrrMovement.currency == "DKK")
+            .order_by(MrrMovement.occurred_at, MrrMovement.id)
+        ).all()
+    rows = [(t.replace(tzinfo=UTC) if t.tzinfo is None else t, c, k, a) for t, c, k, a in rows]
+    for start, interval in [(datetime(2025, 11, 20, tzinfo=UTC), "month"), (JAN, "week"), (FEB, "day")]:
+        result = series(history, start=start, end=APR, interval=interval)
+        for bucket in [*result.buckets, result.totals]:
+            found = (bucket.net_revenue_retention, bucket.gross_revenue_churn_rate)
+            assert found == by_customer(rows, bucket.start, bucket.end), (interval, bucket.start)
 
 
 def test_a_movement_at_a_boundary_belongs_to_the_bucket_it_opens(history):
