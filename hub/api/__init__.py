@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apispec import BasePlugin
 from flask import Flask, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
@@ -11,6 +12,24 @@ from hub.api import errors as api_errors
 from hub.api.schemas import ErrorSchema
 
 API_PREFIX = "/api/v1/"
+
+
+class IdempotencyHeaderPlugin(BasePlugin):
+    """Documents the optional ``Idempotency-Key`` header on every POST."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):  # type: ignore[no-untyped-def]
+        post = (operations or {}).get("post")
+        if post is not None:
+            post.setdefault("parameters", []).append(
+                {
+                    "name": idempotency.HEADER,
+                    "in": "header",
+                    "required": False,
+                    "description": "Makes the POST safe to retry: the same key and body replay the first "
+                    "response for 24 hours; the same key with another body is a 400.",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[!-~]+$"},
+                }
+            )
 
 
 class AbohubApi(Api):
@@ -42,7 +61,7 @@ def init_app(app: Flask) -> Api:
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    api = AbohubApi(app)
+    api = AbohubApi(app, spec_kwargs={"extra_plugins": [IdempotencyHeaderPlugin()]})
     for module in (customers, catalog, subscriptions, billing, events, metrics):
         api.register_blueprint(module.blp)
     app.before_request(_before_api)

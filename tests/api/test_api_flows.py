@@ -434,3 +434,11 @@ def test_metrics_series_and_cohorts(api, hub, clock):
     assert status == 422 and "interval" in bad["error"]["fields"]
     status, bad = api.get("/metrics", start="2026-03-01T00:00:00+00:00", end="2026-01-01T00:00:00+00:00")
     assert status == 422
+
+
+def test_openapi_documents_the_idempotency_header_on_posts(app):
+    spec = app.test_client().get("/api/openapi.json").get_json()
+    post = spec["paths"]["/api/v1/customers"]["post"]
+    assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in post["parameters"])
+    get = spec["paths"]["/api/v1/customers"]["get"]
+    assert all(p["name"] != "Idempotency-Key" for p in get.get("parameters", []))
