@@ -22,7 +22,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.run-installed
 	$(BIN)/abohub db upgrade
-	$(BIN)/abohub demo load
+	$(BIN)/abohub demo load --base-url http://$(HOST):$(PORT)
 	$(BIN)/abohub serve --host $(HOST) --port $(PORT)
 
 services:

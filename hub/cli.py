@@ -242,7 +242,10 @@ def demo() -> None:
 @demo.command("load")
 @click.option("--days", default=400, show_default=True, type=int, help="Days of history to write.")
 @click.option("--seed", default=7, show_default=True, type=int)
-def demo_load(days: int, seed: int) -> None:
+@click.option(
+    "--base-url", default="http://127.0.0.1:8000", show_default=True, help="Where it will be served."
+)
+def demo_load(days: int, seed: int, base_url: str) -> None:
     """Load a Danish demo business with a year of history (once), and an API key to explore it."""
     from hub import demo as demo_data
     from hub.services.apikeys import create_api_key
@@ -259,7 +262,7 @@ def demo_load(days: int, seed: int) -> None:
             f"{report.invoices} invoices."
         )
     key = create_api_key("demo", hub.uow("cli:demo"))
-    base = "http://127.0.0.1:8000"
+    base = base_url.rstrip("/")
     click.echo("\nAPI key for this session (stored hashed; make another with `abohub apikeys create`):")
     click.echo(f"  {key.secret}\n")
     click.echo("Try:")

@@ -131,10 +131,10 @@ def load(hub: Hub, *, days: int = 400, seed: int = 7, until: datetime | None = N
             sub_id = _new_customer(uow, rng, plans, report)
             if sub_id:
                 live.append(sub_id)
-        clock.set(day + timedelta(hours=3))
+        clock.set(min(day + timedelta(hours=3), end))
         if live and rng.random() < 0.35:
             _something_happens(uow, rng, plans, live)
-        clock.set(day + timedelta(hours=23))
+        clock.set(min(day + timedelta(hours=23), end))
         run_billing(RunBilling(), uow())
         day += timedelta(days=1)
         report.days += 1

@@ -68,3 +68,19 @@ def test_bad_settings_and_bad_input_are_clear_errors(workdir):
     abohub(workdir, "db", "upgrade")
     result = abohub(workdir, "billing", "run", "--at", "2026-01-01")
     assert result.returncode != 0 and "offset" in result.stderr
+
+
+def test_demo_history_never_runs_ahead_of_now(workdir):
+    from sqlalchemy import create_engine, text
+
+    assert abohub(workdir, "db", "upgrade").returncode == 0
+    loaded = abohub(workdir, "demo", "load", "--days", "20", "--base-url", "http://127.0.0.1:8123")
+    assert loaded.returncode == 0
+    assert "http://127.0.0.1:8123/api/v1/subscriptions" in loaded.stdout
+    engine = create_engine(f"sqlite:///{workdir / 'var' / 'abohub.db'}")
+    with engine.connect() as connection:
+        latest = connection.execute(text("SELECT MAX(issued_at) FROM invoices")).scalar_one()
+        latest_event = connection.execute(text("SELECT MAX(occurred_at) FROM events")).scalar_one()
+    engine.dispose()
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    assert latest <= now and latest_event <= now
