@@ -1,14 +1,27 @@
 """The contracts connectors implement.
 
-The payment-gateway port is what the hub's billing needs from any gateway
-(Stripe, QuickPay, GoCardless, the built-in test gateway): charge an amount
-for an invoice and refund a payment, both idempotent by key.
+Two contracts live here:
+
+* :class:`Connector`, the plug-in every external system implements (HubSpot,
+  e-conomic, Xero, Stripe, an in-house system…): it declares its name, kind,
+  config schema (secret fields marked), capabilities and object types, and
+  can check the connection, read changes since a cursor, read one record,
+  write a batch, archive, and verify and parse a webhook. The sync engine
+  drives it; a connector never imports the hub.
+* :class:`PaymentGateway`, the port billing needs from any payment gateway:
+  charge an amount for an invoice and refund a payment, both idempotent by key.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol
+
+from marshmallow import Schema
 
 
 @dataclass(frozen=True)
@@ -56,3 +69,151 @@ class PaymentGateway(Protocol):
     def charge(self, request: ChargeRequest) -> ChargeResult: ...
 
     def refund(self, request: RefundRequest) -> RefundResult: ...
+
+
+# --- the connector plug-in contract ---------------------------------------------------------
+
+
+class Kind(StrEnum):
+    CRM = "crm"
+    ACCOUNTING = "accounting"
+    PAYMENTS = "payments"
+
+
+class Direction(StrEnum):
+    PUSH = "push"  # hub → remote
+    PULL = "pull"  # remote → hub
+    BOTH = "both"
+
+
+@dataclass(frozen=True)
+class ObjectType:
+    """One kind of remote record and the hub object it syncs with."""
+
+    name: str  # the vendor's name, e.g. "contacts"
+    local: str  # the hub's object type, e.g. "customer"
+    directions: frozenset[Direction]
+    keys: tuple[str, ...] = ()  # remote properties that identify a record (for upsert and matching)
+    batch_size: int = 100
+
+
+@dataclass(frozen=True)
+class RemoteRecord:
+    id: str
+    properties: dict[str, Any]
+    updated_at: datetime | None = None
+    archived: bool = False
+    version: str | None = None  # an etag or sync token where the vendor has one
+
+
+@dataclass(frozen=True)
+class Page:
+    """Records changed since a cursor, and the cursor to continue from."""
+
+    records: list[RemoteRecord]
+    cursor: str | None
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class WriteItem:
+    local_id: str
+    properties: dict[str, Any]
+    idempotency_key: str
+    remote_id: str | None = None  # None: create, or upsert by ``key``
+    key: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    local_id: str
+    remote_id: str | None
+    ok: bool
+    error: Exception | None = None
+    version: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)  # what the vendor stored, when it says
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    event_id: str  # the vendor's id, used to store each event once
+    object_type: str
+    remote_id: str
+    action: str  # "created", "updated" or "deleted"
+    occurred_at: datetime | None = None
+    properties: dict[str, Any] = field(default_factory=dict)  # partial: re-read the record to be sure
+
+
+class WebhookRejected(Exception):
+    """The webhook's signature, timestamp or shape is not acceptable (answer 401, store nothing)."""
+
+
+@dataclass
+class ConnectorContext:
+    """What the hub gives a connector: nothing of the hub itself."""
+
+    redis_url: str | None = None
+    webhook_url: str | None = None
+    # Called with updated credentials (e.g. a refreshed OAuth token) so the hub stores them encrypted.
+    save_credentials: Callable[[dict[str, Any]], None] | None = None
+    timeout_seconds: float = 30.0
+
+
+class Connector(ABC):
+    """Base class of every connector plug-in (entry-point group ``abohub.connectors``)."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    title: ClassVar[str]
+    config_schema: ClassVar[type[Schema]]  # secret fields carry ``metadata={"secret": True}``
+    object_types: ClassVar[tuple[ObjectType, ...]]
+    capabilities: ClassVar[frozenset[str]] = frozenset()  # e.g. {"webhooks", "batch_upsert", "search"}
+
+    def __init__(self, config: Mapping[str, Any], context: ConnectorContext) -> None:
+        self.config = dict(config)
+        self.context = context
+
+    @classmethod
+    def secret_fields(cls) -> set[str]:
+        return {name for name, f in cls.config_schema().fields.items() if f.metadata.get("secret")}
+
+    @classmethod
+    def object_type(cls, name: str) -> ObjectType:
+        for candidate in cls.object_types:
+            if candidate.name == name or candidate.local == name:
+                return candidate
+        raise KeyError(f"{cls.name} has no object type {name!r}")
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise a ``connectors.errors`` error if the connection does not work."""
+
+    @abstractmethod
+    def read_changes(self, object_type: str, cursor: str | None, limit: int = 100) -> Page:
+        """Records changed since ``cursor`` (None: from the beginning), oldest first."""
+
+    @abstractmethod
+    def read(self, object_type: str, remote_id: str) -> RemoteRecord | None:
+        """One record, or None if it does not exist (or is archived)."""
+
+    @abstractmethod
+    def write_batch(self, object_type: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """Create, update or upsert; one result per item, in order; never raises for one bad item."""
+
+    @abstractmethod
+    def archive(self, object_type: str, remote_ids: Sequence[str]) -> list[WriteResult]:
+        """Delete or archive, whichever the vendor offers."""
+
+    @abstractmethod
+    def verify_webhook(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> None:
+        """Raise :class:`WebhookRejected` unless the request is authentic and fresh."""
+
+    @abstractmethod
+    def parse_webhook(self, body: bytes) -> list[WebhookEvent]:
+        """The events in a verified webhook body; :class:`WebhookRejected` if it is malformed."""
+
+    def default_mappings(self) -> list[dict[str, Any]]:
+        """The mappings a new connection starts with (see ``mappings.schema``)."""
+        return []

@@ -168,6 +168,31 @@ def apikeys_revoke(key_id: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
+# --- encryption keys ----------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Encryption keys for secrets at rest (ABOHUB_ENCRYPTION_KEYS)."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new key; put it first in ABOHUB_ENCRYPTION_KEYS, keep the old ones after it."""
+    from hub.services.crypto import generate_key
+
+    click.echo(generate_key())
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret with the newest key (then the old keys can go)."""
+    from hub.services.connections import rotate_keys
+
+    count = rotate_keys(_hub().uow("cli:keys"))
+    click.echo(f"re-encrypted {count} connection(s) with the newest key")
+
+
 # --- billing ----------------------------------------------------------------------
 
 

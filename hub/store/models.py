@@ -416,3 +416,173 @@ class IdempotencyRecord(Base):
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(index=True)
     completed_at: Mapped[datetime | None]
+
+
+# --- the sync engine ----------------------------------------------------------------------------
+
+
+class Connection(Base):
+    """A configured instance of a connector; its config (with credentials) is encrypted at rest."""
+
+    __tablename__ = "connections"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    connector: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    config_encrypted: Mapped[str] = mapped_column(Text)
+    last_synced_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Mapping(Base):
+    """How one hub object type maps to one remote object of a connection (see ``mappings.schema``)."""
+
+    __tablename__ = "mappings"
+    __table_args__ = (UniqueConstraint("connection_id", "object_type"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"), index=True)
+    object_type: Mapped[str] = mapped_column(String(32))
+    definition: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Link(Base):
+    """Which local record is which remote record, and a fingerprint per field of what was last synced."""
+
+    __tablename__ = "links"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "object_type", "local_id"),
+        UniqueConstraint("connection_id", "remote_object", "remote_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"))
+    object_type: Mapped[str] = mapped_column(String(32))
+    local_id: Mapped[str] = mapped_column(String(40))
+    remote_object: Mapped[str] = mapped_column(String(64))
+    remote_id: Mapped[str] = mapped_column(String(100))
+    remote_version: Mapped[str | None] = mapped_column(String(100))
+    fingerprints: Mapped[dict[str, Any]]
+    last_pushed_at: Mapped[datetime | None]
+    last_pulled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SyncState(Base):
+    """A local record with changes not yet pushed to a connection: durable, whatever the queue loses."""
+
+    __tablename__ = "sync_states"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "object_type", "local_id"),
+        Index("ix_sync_states_next_attempt_at", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"))
+    object_type: Mapped[str] = mapped_column(String(32))
+    local_id: Mapped[str] = mapped_column(String(40))
+    wanted_event_id: Mapped[int] = mapped_column(BigInteger)
+    dirty_since: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncCursor(Base):
+    """Where polling a connection's object type got to."""
+
+    __tablename__ = "sync_cursors"
+
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"), primary_key=True)
+    remote_object: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class Conflict(Base):
+    """Both sides changed one field differently under a ``manual`` policy: held for a person."""
+
+    __tablename__ = "conflicts"
+    __table_args__ = (Index("ix_conflicts_open", "connection_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"))
+    object_type: Mapped[str] = mapped_column(String(32))
+    local_id: Mapped[str] = mapped_column(String(40))
+    remote_id: Mapped[str | None] = mapped_column(String(100))
+    field: Mapped[str] = mapped_column(String(64))
+    remote_field: Mapped[str] = mapped_column(String(64))
+    hub_value: Mapped[dict[str, Any]]
+    remote_value: Mapped[dict[str, Any]]
+    hub_changed_at: Mapped[datetime | None]
+    remote_changed_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    resolved_value: Mapped[dict[str, Any] | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    resolved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class DeadLetter(Base):
+    """Work that failed for good, with the scrubbed request and response, replayable."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_open", "connection_id", "resolved_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"))
+    object_type: Mapped[str] = mapped_column(String(32))
+    local_id: Mapped[str | None] = mapped_column(String(40))
+    remote_id: Mapped[str | None] = mapped_column(String(100))
+    operation: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    request: Mapped[dict[str, Any] | None]
+    response: Mapped[dict[str, Any] | None]
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    replayed_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+
+
+class WebhookReceipt(Base):
+    """One verified webhook event, stored once per vendor event id, processed by a job."""
+
+    __tablename__ = "webhook_receipts"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "event_id"),
+        Index("ix_webhook_receipts_pending", "processed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"))
+    event_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class JobRun(Base):
+    """A queued job of the embedded worker (rq keeps its own in Redis)."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_due", "status", "run_at"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # deterministic: one job per purpose
+    function: Mapped[str] = mapped_column(String(100))
+    args: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    run_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
