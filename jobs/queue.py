@@ -1,0 +1,152 @@
+"""One job API, two backends running the same job functions.
+
+* :class:`DatabaseQueue` — the embedded default: jobs are rows in ``job_runs``,
+  taken by the worker inside ``abohub serve`` with a lease. A worker that dies
+  mid-job leaves a row whose lease runs out; the next worker takes it again.
+* :class:`RedisQueue` — rq on Redis when ``ABOHUB_REDIS_URL`` is set; ``abohub
+  worker`` runs rq workers.
+
+Jobs are named functions (``jobs.registry``) called with JSON arguments; they
+take ids, never objects, and must be idempotent. A job id is deterministic
+("push:con_…:customer:cus_…"): enqueuing an id that is already waiting does
+nothing, which is how many changes to one record become one job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.services.clock import Clock
+from hub.store.models import JobRun
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    function: str
+    args: dict[str, Any]
+    attempts: int
+
+
+class Queue(Protocol):
+    def enqueue(
+        self, function: str, args: dict[str, Any], job_id: str, run_at: datetime | None = None
+    ) -> bool:
+        """Queue a job; False when a job with this id is already waiting."""
+        ...
+
+
+class DatabaseQueue:
+    """Jobs as rows, taken with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
+
+    def __init__(self, session_factory: sessionmaker[Session], clock: Clock, lease: timedelta) -> None:
+        self.session_factory = session_factory
+        self.clock = clock
+        self.lease = lease
+
+    def enqueue(
+        self, function: str, args: dict[str, Any], job_id: str, run_at: datetime | None = None
+    ) -> bool:
+        now = self.clock.now()
+        when = run_at or now
+        with self.session_factory() as session, session.begin():
+            existing = session.get(JobRun, job_id, with_for_update=True)
+            if existing is None:
+                try:
+                    with session.begin_nested():
+                        session.add(
+                            JobRun(
+                                id=job_id,
+                                function=function,
+                                args=args,
+                                status=QUEUED,
+                                run_at=when,
+                                attempts=0,
+                                created_at=now,
+                                updated_at=now,
+                            )
+                        )
+                    return True
+                except IntegrityError:
+                    return False  # another process queued it a moment ago
+            if existing.status == QUEUED:
+                if when < existing.run_at:
+                    existing.run_at = when
+                    existing.updated_at = now
+                return False
+            if existing.status == RUNNING:
+                # New work arrived while the job runs: run it once more afterwards.
+                existing.args = {**existing.args, **args, "_again": True}
+                existing.updated_at = now
+                return False
+            existing.status, existing.function, existing.args = QUEUED, function, args
+            existing.run_at, existing.attempts, existing.last_error = when, 0, None
+            existing.locked_until, existing.updated_at = None, now
+            return True
+
+    def take(self) -> Job | None:
+        """The next due job, leased to the caller; expired leases count as due."""
+        now = self.clock.now()
+        with self.session_factory() as session, session.begin():
+            query = (
+                select(JobRun)
+                .where(
+                    or_(
+                        (JobRun.status == QUEUED) & (JobRun.run_at <= now),
+                        (JobRun.status == RUNNING) & (JobRun.locked_until < now),
+                    )
+                )
+                .order_by(JobRun.run_at)
+                .limit(1)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            run = session.scalar(query)
+            if run is None:
+                return None
+            run.status = RUNNING
+            run.attempts += 1
+            run.locked_until = now + self.lease
+            run.updated_at = now
+            return Job(run.id, run.function, dict(run.args), run.attempts)
+
+    def finish(self, job: Job) -> None:
+        now = self.clock.now()
+        with self.session_factory() as session, session.begin():
+            run = session.get(JobRun, job.id, with_for_update=True)
+            if run is None or run.status != RUNNING:
+                return
+            if run.args.get("_again"):
+                run.args = {k: v for k, v in run.args.items() if k != "_again"}
+                run.status, run.run_at, run.attempts = QUEUED, now, 0
+            else:
+                run.status = DONE
+            run.locked_until, run.last_error, run.updated_at = None, None, now
+
+    def retry(self, job: Job, error: str, at: datetime | None) -> None:
+        """Put the job back for ``at``, or mark it failed when ``at`` is None."""
+        now = self.clock.now()
+        with self.session_factory() as session, session.begin():
+            session.execute(
+                update(JobRun)
+                .where(JobRun.id == job.id)
+                .values(
+                    status=QUEUED if at else FAILED,
+                    run_at=at or now,
+                    locked_until=None,
+                    last_error=error[:2000],
+                    updated_at=now,
+                )
+            )
+
+    def pending(self) -> int:
+        with self.session_factory() as session:
+            return len(list(session.scalars(select(JobRun.id).where(JobRun.status.in_([QUEUED, RUNNING])))))
