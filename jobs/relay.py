@@ -1,0 +1,148 @@
+"""The outbox relay: every committed outbox row becomes push work, exactly once.
+
+For each outbox row not yet relayed, the relay works out which local records
+it touched (a subscription change touches the subscription and its customer,
+whose CRM record shows status, plan and MRR), and for every enabled connection
+with a mapping that pushes that object type it marks the record dirty in
+``sync_states`` — in the same transaction that marks the outbox row relayed.
+Only then are the push jobs enqueued. A crash between the two, or a queue that
+loses jobs, leaves dirty rows behind; :func:`repair` enqueues them again.
+Relaying twice is harmless: sync states are keyed by record, job ids are
+deterministic.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from hub.bootstrap import Hub
+from hub.store.models import Connection, Event, Mapping, OutboxMessage, SyncState
+from jobs.queue import Queue
+
+PUSH = "push_record"
+PUSHING_DIRECTIONS = {"push", "both"}
+
+
+def _touched(aggregate_type: str, aggregate_id: str, customer_id: str | None) -> list[tuple[str, str]]:
+    """The (object type, local id) pairs whose remote copies may need this change."""
+    touched = [(aggregate_type, aggregate_id)]
+    if aggregate_type in ("subscription", "invoice", "payment", "credit_note") and customer_id:
+        touched.append(("customer", customer_id))
+    return touched
+
+
+def push_job_id(connection_id: str, object_type: str, local_id: str) -> str:
+    return f"push:{connection_id}:{object_type}:{local_id}"
+
+
+@dataclass
+class RelayReport:
+    relayed: int = 0
+    marked: int = 0
+    enqueued: int = 0
+
+
+def pushing_mappings(session: Any) -> dict[str, list[str]]:
+    """object type → enabled connections whose mapping pushes it."""
+    rows = session.execute(
+        select(Mapping.object_type, Mapping.connection_id, Mapping.definition)
+        .join(Connection, Connection.id == Mapping.connection_id)
+        .where(Connection.enabled.is_(True))
+    )
+    found: dict[str, list[str]] = defaultdict(list)
+    for object_type, connection_id, definition in rows:
+        directions = {f.get("direction") for f in (definition or {}).get("fields", [])}
+        if directions & PUSHING_DIRECTIONS:
+            found[object_type].append(connection_id)
+    return found
+
+
+def relay(hub: Hub, queue: Queue, batch_size: int = 500) -> RelayReport:
+    """Relay up to ``batch_size`` outbox rows, oldest first."""
+    report = RelayReport()
+    now = hub.clock.now()
+    jobs: dict[str, dict[str, str]] = {}
+    with hub.session_factory() as session, session.begin():
+        query = (
+            select(OutboxMessage, Event.customer_id)
+            .join(Event, Event.id == OutboxMessage.event_id)
+            .where(OutboxMessage.relayed_at.is_(None))
+            .order_by(OutboxMessage.id)
+            .limit(batch_size)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(of=OutboxMessage, skip_locked=True)
+        rows = list(session.execute(query))
+        if not rows:
+            return report
+        targets = pushing_mappings(session)
+        wanted: dict[tuple[str, str, str], int] = {}
+        for message, customer_id in rows:
+            for object_type, local_id in _touched(message.aggregate_type, message.aggregate_id, customer_id):
+                for connection_id in targets.get(object_type, []):
+                    key = (connection_id, object_type, local_id)
+                    wanted[key] = max(wanted.get(key, 0), message.event_id)
+            message.relayed_at = now
+        for (connection_id, object_type, local_id), event_id in wanted.items():
+            _mark_dirty(session, connection_id, object_type, local_id, event_id, now)
+            jobs[push_job_id(connection_id, object_type, local_id)] = {
+                "connection_id": connection_id,
+                "object_type": object_type,
+                "local_id": local_id,
+            }
+        report.relayed = len(rows)
+        report.marked = len(wanted)
+    for job_id, args in jobs.items():
+        report.enqueued += int(queue.enqueue(PUSH, args, job_id))
+    return report
+
+
+def _mark_dirty(
+    session: Any, connection_id: str, object_type: str, local_id: str, event_id: int, now: Any
+) -> None:
+    state = session.scalar(
+        select(SyncState)
+        .where(
+            SyncState.connection_id == connection_id,
+            SyncState.object_type == object_type,
+            SyncState.local_id == local_id,
+        )
+        .with_for_update()
+    )
+    if state is None:
+        session.add(
+            SyncState(
+                connection_id=connection_id,
+                object_type=object_type,
+                local_id=local_id,
+                wanted_event_id=event_id,
+                dirty_since=now,
+                attempts=0,
+                next_attempt_at=now,
+            )
+        )
+    else:
+        state.wanted_event_id = max(state.wanted_event_id, event_id)
+
+
+def repair(hub: Hub, queue: Queue, older_than: timedelta) -> int:
+    """Enqueue again every dirty record whose work is due and has waited longer than ``older_than``."""
+    now = hub.clock.now()
+    with hub.session_factory() as session:
+        stale = list(
+            session.execute(
+                select(SyncState.connection_id, SyncState.object_type, SyncState.local_id).where(
+                    SyncState.next_attempt_at <= now - older_than
+                )
+            )
+        )
+    count = 0
+    for connection_id, object_type, local_id in stale:
+        args = {"connection_id": connection_id, "object_type": object_type, "local_id": local_id}
+        count += int(queue.enqueue(PUSH, args, push_job_id(connection_id, object_type, local_id)))
+    return count

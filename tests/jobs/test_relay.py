@@ -1,0 +1,103 @@
+"""The outbox relay: committed changes become push work once, and lost jobs come back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import delete, select
+
+from hub.store.models import Connection, JobRun, Mapping, OutboxMessage, SyncState
+from jobs.queue import DatabaseQueue
+from jobs.relay import relay, repair
+from tests import factories
+
+
+@pytest.fixture
+def queue(hub, clock):  # type: ignore[no-untyped-def]
+    return DatabaseQueue(hub.session_factory, clock, lease=timedelta(minutes=5))
+
+
+def connect(hub, clock, *object_types: str, direction: str = "both", enabled: bool = True) -> str:  # type: ignore[no-untyped-def]
+    with hub.session_factory() as session, session.begin():
+        session.add(
+            Connection(
+                id="con_1",
+                connector="hubspot",
+                name="HubSpot",
+                enabled=enabled,
+                config_encrypted="-",
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
+        for n, object_type in enumerate(object_types):
+            session.add(
+                Mapping(
+                    id=f"map_{n}",
+                    connection_id="con_1",
+                    object_type=object_type,
+                    definition={"fields": [{"local": "x", "remote": "y", "direction": direction}]},
+                    created_at=clock.now(),
+                    updated_at=clock.now(),
+                )
+            )
+    return "con_1"
+
+
+def states(hub):  # type: ignore[no-untyped-def]
+    with hub.session_factory() as session:
+        return sorted((s.object_type, s.local_id) for s in session.scalars(select(SyncState)))
+
+
+def unrelayed(hub) -> int:  # type: ignore[no-untyped-def]
+    with hub.session_factory() as session:
+        return len(list(session.scalars(select(OutboxMessage.id).where(OutboxMessage.relayed_at.is_(None)))))
+
+
+def test_each_change_marks_its_records_and_queues_one_job_per_record(hub, clock, queue):
+    connect(hub, clock, "customer", "subscription")
+    customer = factories.customer(hub)
+    plan = factories.plan(hub)
+    sub_id = factories.subscribe(hub, customer.id, plan.id)
+
+    report = relay(hub, queue)
+    assert unrelayed(hub) == 0
+    assert states(hub) == sorted([("customer", customer.id), ("subscription", sub_id)])
+    assert report.enqueued == 2
+    taken = {queue.take().id, queue.take().id}
+    assert taken == {f"push:con_1:customer:{customer.id}", f"push:con_1:subscription:{sub_id}"}
+
+
+def test_relaying_twice_does_nothing_more(hub, clock, queue):
+    connect(hub, clock, "customer")
+    factories.customer(hub)
+    assert relay(hub, queue).enqueued == 1
+    again = relay(hub, queue)
+    assert (again.relayed, again.enqueued) == (0, 0)
+
+
+def test_no_connection_no_work_but_rows_are_still_relayed(hub, clock, queue):
+    connect(hub, clock, "customer", direction="pull")
+    factories.customer(hub)
+    report = relay(hub, queue)
+    assert report.relayed >= 1 and report.enqueued == 0 and states(hub) == []
+
+
+def test_a_disabled_connection_gets_nothing(hub, clock, queue):
+    connect(hub, clock, "customer", enabled=False)
+    factories.customer(hub)
+    assert relay(hub, queue).enqueued == 0
+
+
+def test_jobs_lost_after_the_commit_are_enqueued_again_by_repair(hub, clock, queue):
+    connect(hub, clock, "customer")
+    customer = factories.customer(hub)
+    relay(hub, queue)
+    with hub.session_factory() as session, session.begin():
+        session.execute(delete(JobRun))  # the queue lost everything (a Redis restart, say)
+    assert queue.take() is None
+    assert repair(hub, queue, older_than=timedelta(minutes=2)) == 0  # too fresh to call lost
+    clock.set(clock.now() + timedelta(minutes=3))
+    assert repair(hub, queue, older_than=timedelta(minutes=2)) == 1
+    assert queue.take().id == f"push:con_1:customer:{customer.id}"
