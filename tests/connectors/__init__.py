@@ -1,0 +1,1 @@
+"""Tests of the connector toolkit: the HTTP client, error classification, rate limiting."""
