@@ -1,0 +1,1 @@
+"""HubSpot CRM connector, and a simulator of HubSpot's API for tests, benchmarks and the demo."""

@@ -1,0 +1,1 @@
+"""Parts of the HubSpot simulator; the entry point is :mod:`connectors.hubspot.simulator`."""
