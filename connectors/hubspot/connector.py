@@ -1,0 +1,520 @@
+"""The HubSpot connector (CRM): contacts ↔ customers, deals ↔ subscriptions.
+
+What it relies on (see the vendor facts):
+
+* writes are batch upserts of up to 100 records keyed on the custom unique
+  property ``abohub_id`` (HubSpot has no idempotency header; an upsert key
+  makes a retried write land on the same record);
+* incremental reads use the search API on the last-modified property, sorted
+  ascending. The cursor keeps the last timestamp *and* the ids already seen at
+  exactly that timestamp, and the next read asks for ``GTE`` that timestamp, so
+  records sharing a timestamp across a page or poll boundary are never dropped
+  and never read twice; a record changed while a sync runs gets a newer
+  timestamp and is read next time. Past HubSpot's 10,000-results cap a read
+  restarts from the last timestamp it reached;
+* v3 webhook signatures: base64(HMAC-SHA256(app secret, method + URI + body +
+  timestamp)), rejected when older than five minutes;
+* private-app tokens, or OAuth with refresh (refreshed tokens go back to the
+  hub through ``context.save_credentials`` to be stored encrypted);
+* rate limits: a shared token bucket at the private-app burst (190 per 10 s)
+  and a separate one for search (4 per second).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import requests
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from connectors.base import (
+    Connector,
+    ConnectorContext,
+    Direction,
+    Kind,
+    ObjectType,
+    Page,
+    RemoteRecord,
+    WebhookEvent,
+    WebhookRejected,
+    WriteItem,
+    WriteResult,
+)
+from connectors.errors import ConnectorError, FatalError, NotFound
+from connectors.http import HttpClient, HttpPolicy
+from connectors.ratelimit import make_bucket
+
+API = "https://api.hubapi.com"
+UPSERT_KEY = "abohub_id"
+BATCH_LIMIT = 100
+SEARCH_LIMIT = 100
+SEARCH_CAP = 10_000
+SIGNATURE_WINDOW = timedelta(minutes=5)
+MODIFIED = {
+    "contacts": "lastmodifieddate",
+    "companies": "hs_lastmodifieddate",
+    "deals": "hs_lastmodifieddate",
+}
+SUBSCRIPTION_TYPES = {"contact": "contacts", "company": "companies", "deal": "deals"}
+ACTIONS = {"creation": "created", "propertyChange": "updated", "deletion": "deleted", "restore": "updated"}
+
+# Custom properties the connector creates on setup: (object, name, label, type, field type).
+CUSTOM_PROPERTIES = [
+    *[(obj, UPSERT_KEY, "Abohub id", "string", "text") for obj in ("contacts", "deals")],
+    ("contacts", "abohub_status", "Abohub status", "string", "text"),
+    ("contacts", "abohub_plan", "Abohub plan", "string", "text"),
+    ("contacts", "abohub_mrr", "Abohub MRR", "number", "number"),
+    ("contacts", "abohub_ltv", "Abohub LTV", "number", "number"),
+    ("contacts", "abohub_vat_number", "VAT number", "string", "text"),
+    ("deals", "abohub_status", "Abohub status", "string", "text"),
+    ("deals", "abohub_mrr", "Abohub MRR", "number", "number"),
+]
+
+
+class HubSpotConfig(Schema):
+    base_url = fields.Url(load_default=API, require_tld=False)
+    access_token = fields.String(load_default=None, allow_none=True, metadata={"secret": True})
+    client_id = fields.String(load_default=None, allow_none=True)
+    client_secret = fields.String(
+        required=True,
+        metadata={"secret": True, "description": "The app's client secret: signs webhooks, refreshes tokens"},
+    )
+    refresh_token = fields.String(load_default=None, allow_none=True, metadata={"secret": True})
+    access_token_expires_at = fields.Integer(load_default=None, allow_none=True)
+    requests_per_ten_seconds = fields.Integer(load_default=190, validate=validate.Range(min=1, max=10_000))
+    searches_per_second = fields.Integer(load_default=4, validate=validate.Range(min=1, max=100))
+
+    @validates_schema
+    def some_credential(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("access_token") and not data.get("refresh_token"):
+            raise ValidationError("give a private-app access_token or an OAuth refresh_token", "access_token")
+        if data.get("refresh_token") and not data.get("client_id"):
+            raise ValidationError("OAuth needs the app's client_id", "client_id")
+
+
+class _HubSpotAuth:
+    """A private-app token, or OAuth tokens refreshed through ``/oauth/v1/token``."""
+
+    def __init__(self, connector: HubSpotConnector) -> None:
+        self.connector = connector
+
+    def headers(self) -> Mapping[str, str]:
+        config = self.connector.config
+        expires = config.get("access_token_expires_at")
+        if config.get("refresh_token") and (
+            not config.get("access_token")
+            or (expires is not None and expires <= datetime.now(UTC).timestamp() + 60)
+        ):
+            self.refresh()
+        return {"Authorization": f"Bearer {config['access_token']}"}
+
+    def refresh(self) -> bool:
+        config = self.connector.config
+        if not config.get("refresh_token"):
+            return False
+        # A plain session: the token endpoint must not go through the auth hook it serves.
+        response = requests.post(
+            f"{config['base_url'].rstrip('/')}/oauth/v1/token",
+            data={
+                "grant_type": "refresh_token",
+                "client_id": config["client_id"],
+                "client_secret": config["client_secret"],
+                "refresh_token": config["refresh_token"],
+            },
+            timeout=(5, self.connector.context.timeout_seconds),
+        )
+        if response.status_code != 200:
+            return False
+        body = response.json()
+        updates = {
+            "access_token": body["access_token"],
+            "refresh_token": body.get("refresh_token", config["refresh_token"]),
+            "access_token_expires_at": int(datetime.now(UTC).timestamp()) + int(body.get("expires_in", 1800)),
+        }
+        config.update(updates)
+        self.connector.http.add_secret(updates["access_token"], updates["refresh_token"])
+        if self.connector.context.save_credentials is not None:
+            self.connector.context.save_credentials(updates)
+        return True
+
+
+class HubSpotConnector(Connector):
+    name = "hubspot"
+    title = "HubSpot"
+    kind = Kind.CRM
+    config_schema = HubSpotConfig
+    capabilities = frozenset({"webhooks", "batch_upsert", "search", "oauth"})
+    object_types: ClassVar[tuple[ObjectType, ...]] = (
+        ObjectType("contacts", "customer", frozenset({Direction.BOTH}), keys=("email", UPSERT_KEY)),
+        ObjectType("deals", "subscription", frozenset({Direction.PUSH}), keys=(UPSERT_KEY,)),
+    )
+    properties: ClassVar[dict[str, list[str]]] = {
+        "contacts": [
+            "email",
+            "firstname",
+            "lastname",
+            "country",
+            "lastmodifieddate",
+            UPSERT_KEY,
+            "abohub_status",
+            "abohub_plan",
+            "abohub_mrr",
+            "abohub_ltv",
+            "abohub_vat_number",
+        ],
+        "deals": [
+            "dealname",
+            "amount",
+            "dealstage",
+            "pipeline",
+            "hs_lastmodifieddate",
+            UPSERT_KEY,
+            "abohub_status",
+            "abohub_mrr",
+        ],
+    }
+
+    def __init__(self, config: Mapping[str, Any], context: ConnectorContext) -> None:
+        super().__init__(self.config_schema().load(dict(config)), context)
+        base = self.config["base_url"].rstrip("/")
+        secrets = [v for k, v in self.config.items() if k in self.secret_fields() and v]
+        bucket_name = f"hubspot:{hashlib.sha256(base.encode() + secrets[0].encode()).hexdigest()[:16]}"
+        per_second = self.config["requests_per_ten_seconds"] / 10
+        self.bucket = make_bucket(bucket_name, per_second, max(1.0, per_second), context.redis_url)
+        self.search_bucket = make_bucket(
+            bucket_name + ":search",
+            self.config["searches_per_second"],
+            self.config["searches_per_second"],
+            context.redis_url,
+        )
+        policy = HttpPolicy(read_timeout=context.timeout_seconds)
+        self.http = HttpClient(
+            base, auth=_HubSpotAuth(self), bucket=self.bucket, policy=policy, secrets=secrets, name="hubspot"
+        )
+        self.search_http = HttpClient(
+            base,
+            auth=_HubSpotAuth(self),
+            bucket=self.search_bucket,
+            policy=policy,
+            secrets=secrets,
+            name="hubspot-search",
+        )
+
+    # --- setup and health --------------------------------------------------------------------
+
+    def check(self) -> None:
+        self.http.get_json("/crm/v3/objects/contacts", params={"limit": 1})
+
+    def ensure_properties(self) -> list[str]:
+        """Create the custom properties Abohub writes to; returns the ones created."""
+        created = []
+        for object_type, name, label, kind, field_type in CUSTOM_PROPERTIES:
+            existing = self.http.get_json(f"/crm/v3/properties/{object_type}")
+            names = {p["name"] for p in (existing or {}).get("results", [])}
+            if name in names:
+                continue
+            body = {
+                "name": name,
+                "label": label,
+                "type": kind,
+                "fieldType": field_type,
+                "groupName": "contactinformation" if object_type == "contacts" else "dealinformation",
+            }
+            if name == UPSERT_KEY:
+                body["hasUniqueValue"] = True
+            self.http.post_json(f"/crm/v3/properties/{object_type}", body)
+            created.append(f"{object_type}.{name}")
+        return created
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def read(self, object_type: str, remote_id: str) -> RemoteRecord | None:
+        try:
+            body = self.http.get_json(
+                f"/crm/v3/objects/{object_type}/{remote_id}",
+                params={"properties": ",".join(self.properties[object_type])},
+            )
+        except NotFound:
+            return None
+        return self._record(object_type, body)
+
+    def read_changes(self, object_type: str, cursor: str | None, limit: int = SEARCH_LIMIT) -> Page:
+        modified = MODIFIED[object_type]
+        since, seen = _parse_cursor(cursor)
+        body: dict[str, Any] = {
+            "filterGroups": [
+                {"filters": [{"propertyName": modified, "operator": "GTE", "value": str(since)}]}
+            ],
+            "sorts": [{"propertyName": modified, "direction": "ASCENDING"}],
+            "properties": self.properties[object_type],
+            "limit": min(limit, SEARCH_LIMIT),
+        }
+        records: list[RemoteRecord] = []
+        after: str | None = None
+        last_ts, last_ids = since, set(seen)
+        fetched = 0
+        while len(records) < limit:
+            if after is not None:
+                body["after"] = after
+            page = self.search_http.post_json(f"/crm/v3/objects/{object_type}/search", body) or {}
+            results = page.get("results", [])
+            fetched += len(results)
+            for raw in results:
+                record = self._record(object_type, raw)
+                ts = _millis(raw.get("properties", {}).get(modified)) or since
+                if ts < last_ts or (ts == last_ts and record.id in last_ids):
+                    continue  # already read at the boundary of an earlier page or poll
+                if ts > last_ts:
+                    last_ts, last_ids = ts, set()
+                last_ids.add(record.id)
+                records.append(record)
+            after = (page.get("paging") or {}).get("next", {}).get("after")
+            if not after or not results:
+                break
+            if fetched >= SEARCH_CAP - SEARCH_LIMIT:
+                # The search API stops at 10,000 results: continue from where we are.
+                return Page(records, _cursor(last_ts, last_ids), has_more=True)
+        return Page(records, _cursor(last_ts, last_ids), has_more=after is not None and len(records) >= limit)
+
+    def _record(self, object_type: str, raw: Mapping[str, Any]) -> RemoteRecord:
+        properties = dict(raw.get("properties") or {})
+        updated = _parse_time(raw.get("updatedAt")) or _from_millis(
+            _millis(properties.get(MODIFIED[object_type]))
+        )
+        return RemoteRecord(
+            id=str(raw["id"]), properties=properties, updated_at=updated, archived=bool(raw.get("archived"))
+        )
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def write_batch(self, object_type: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        for start in range(0, len(items), BATCH_LIMIT):
+            results.extend(self._upsert(object_type, items[start : start + BATCH_LIMIT]))
+        return results
+
+    def _upsert(self, object_type: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        inputs = [
+            {
+                "idProperty": UPSERT_KEY,
+                "id": item.local_id,
+                "properties": {**item.properties, UPSERT_KEY: item.local_id},
+            }
+            for item in items
+        ]
+        try:
+            body = (
+                self.http.post_json(f"/crm/v3/objects/{object_type}/batch/upsert", {"inputs": inputs}) or {}
+            )
+        except FatalError as error:
+            if len(items) == 1:
+                return [WriteResult(items[0].local_id, items[0].remote_id, ok=False, error=error)]
+            # HubSpot refuses a whole batch for one bad record: halve it until the bad ones stand
+            # alone, so one bad record never holds back the others.
+            middle = len(items) // 2
+            return self._upsert(object_type, items[:middle]) + self._upsert(object_type, items[middle:])
+        by_key = {str((r.get("properties") or {}).get(UPSERT_KEY)): r for r in body.get("results", [])}
+        failed = _errors_by_key(body.get("errors", []))
+        results = []
+        for item in items:
+            stored = by_key.get(item.local_id)
+            if stored is not None:
+                results.append(
+                    WriteResult(
+                        item.local_id,
+                        str(stored["id"]),
+                        ok=True,
+                        properties=dict(stored.get("properties") or {}),
+                    )
+                )
+            else:
+                message = failed.get(item.local_id) or failed.get("*") or "HubSpot did not return this record"
+                results.append(
+                    WriteResult(
+                        item.local_id,
+                        item.remote_id,
+                        ok=False,
+                        error=FatalError(f"HubSpot refused {object_type} {item.local_id}: {message}"),
+                    )
+                )
+        return results
+
+    def archive(self, object_type: str, remote_ids: Sequence[str]) -> list[WriteResult]:
+        results = []
+        for start in range(0, len(remote_ids), BATCH_LIMIT):
+            chunk = remote_ids[start : start + BATCH_LIMIT]
+            try:
+                self.http.post_json(
+                    f"/crm/v3/objects/{object_type}/batch/archive",
+                    {"inputs": [{"id": remote_id} for remote_id in chunk]},
+                )
+                results.extend(WriteResult(remote_id, remote_id, ok=True) for remote_id in chunk)
+            except ConnectorError as error:
+                results.extend(
+                    WriteResult(remote_id, remote_id, ok=False, error=error) for remote_id in chunk
+                )
+        return results
+
+    # --- webhooks ----------------------------------------------------------------------------
+
+    def verify_webhook(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        signature = lowered.get("x-hubspot-signature-v3")
+        timestamp = lowered.get("x-hubspot-request-timestamp")
+        if not signature or not timestamp or not timestamp.isdigit():
+            raise WebhookRejected("missing X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp")
+        sent = datetime.fromtimestamp(int(timestamp) / 1000, UTC)
+        if abs(now - sent) > SIGNATURE_WINDOW:
+            raise WebhookRejected("the webhook's timestamp is more than five minutes away from now")
+        expected = sign_v3(self.config["client_secret"], method, url, body, timestamp)
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            raise WebhookRejected("the webhook's signature does not match")
+
+    def parse_webhook(self, body: bytes) -> list[WebhookEvent]:
+        try:
+            events = json.loads(body)
+        except ValueError as exc:
+            raise WebhookRejected("the webhook body is not JSON") from exc
+        if not isinstance(events, list):
+            raise WebhookRejected("a HubSpot webhook body is a JSON array of events")
+        parsed = []
+        for event in events:
+            try:
+                prefix, _, change = str(event["subscriptionType"]).partition(".")
+                object_type = SUBSCRIPTION_TYPES[prefix]
+                properties = (
+                    {event["propertyName"]: event.get("propertyValue")} if event.get("propertyName") else {}
+                )
+                parsed.append(
+                    WebhookEvent(
+                        event_id=str(event["eventId"]),
+                        object_type=object_type,
+                        remote_id=str(event["objectId"]),
+                        action=ACTIONS.get(change, "updated"),
+                        occurred_at=_from_millis(event.get("occurredAt")),
+                        properties=properties,
+                    )
+                )
+            except (KeyError, TypeError) as exc:
+                raise WebhookRejected(f"an event lacks {exc}") from exc
+        return parsed
+
+    def default_mappings(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "object_type": "customer",
+                "remote_object": "contacts",
+                "keys": [{"local": "email", "remote": "email"}],
+                "fields": [
+                    {
+                        "local": "email",
+                        "remote": "email",
+                        "direction": "both",
+                        "policy": "hub_wins",
+                        "to_remote": [{"name": "trim"}, {"name": "lower"}],
+                        "to_local": [{"name": "trim"}],
+                    },
+                    {
+                        "local": "name",
+                        "remote": ["firstname", "lastname"],
+                        "direction": "both",
+                        "policy": "manual",
+                        "to_remote": [{"name": "split_name"}],
+                        "to_local": [{"name": "join_name"}],
+                    },
+                    {
+                        "local": "country",
+                        "remote": "country",
+                        "direction": "both",
+                        "policy": "newest_wins",
+                        "to_remote": [],
+                        "to_local": [],
+                    },
+                    {
+                        "local": "vat_number",
+                        "remote": "abohub_vat_number",
+                        "direction": "both",
+                        "policy": "hub_wins",
+                        "to_remote": [],
+                        "to_local": [{"name": "empty_to_none"}],
+                    },
+                    {
+                        "local": "revenue_state",
+                        "remote": "abohub_status",
+                        "direction": "push",
+                        "to_remote": [],
+                    },
+                    {"local": "plan_names", "remote": "abohub_plan", "direction": "push", "to_remote": []},
+                    {
+                        "local": "mrr",
+                        "remote": "abohub_mrr",
+                        "direction": "push",
+                        "to_remote": [{"name": "minor_to_decimal", "currency": "DKK"}],
+                    },
+                ],
+            }
+        ]
+
+
+def sign_v3(secret: str, method: str, url: str, body: bytes, timestamp: str) -> str:
+    message = method.upper().encode() + url.encode() + body + timestamp.encode()
+    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+
+
+def _cursor(timestamp: int, ids: set[str]) -> str:
+    return json.dumps({"ts": timestamp, "ids": sorted(ids)})
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, list[str]]:
+    if not cursor:
+        return 0, []
+    data = json.loads(cursor)
+    return int(data["ts"]), list(data.get("ids", []))
+
+
+def _millis(value: Any) -> int | None:
+    """HubSpot gives modification times as epoch milliseconds or ISO 8601 text."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    if text.isdigit():
+        return int(text)
+    moment = _parse_time(text)
+    return int(moment.timestamp() * 1000) if moment else None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _from_millis(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, UTC)
+
+
+def _errors_by_key(errors: list[dict[str, Any]]) -> dict[str, str]:
+    """HubSpot's 207 errors name the failing inputs in ``context``; fall back to one message for all."""
+    found: dict[str, str] = {}
+    for error in errors:
+        message = str(error.get("message", "error"))
+        context = error.get("context") or {}
+        keys = [
+            str(v) for values in context.values() for v in (values if isinstance(values, list) else [values])
+        ]
+        for key in keys or ["*"]:
+            found[key] = message
+    return found

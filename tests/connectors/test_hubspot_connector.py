@@ -1,0 +1,187 @@
+"""The HubSpot connector against the HubSpot simulator: a real HTTP conversation."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from connectors.base import ConnectorContext, WebhookRejected, WriteItem
+from connectors.errors import AuthError
+from connectors.hubspot.connector import HubSpotConnector
+from connectors.hubspot.simulator import HubSpotSimulator
+
+
+@pytest.fixture
+def sim():  # type: ignore[no-untyped-def]
+    with HubSpotSimulator(webhook_mode="off") as simulator:
+        yield simulator
+
+
+def connector(sim: HubSpotSimulator, **config: Any) -> HubSpotConnector:
+    settings = {
+        "base_url": sim.base_url,
+        "access_token": sim.token,
+        "client_secret": sim.client_secret,
+        **config,
+    }
+    return HubSpotConnector(settings, ConnectorContext(timeout_seconds=5))
+
+
+def items(n: int, start: int = 0, **extra: Any) -> list[WriteItem]:
+    return [
+        WriteItem(
+            local_id=f"cus_{i:04d}",
+            properties={"email": f"kunde{i}@example.dk", "firstname": f"Kunde {i}", **extra},
+            idempotency_key=f"k{i}",
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def test_check_and_a_wrong_token(sim):
+    connector(sim).check()
+    with pytest.raises(AuthError):
+        connector(sim, access_token="pat-na1-wrong").check()
+
+
+def test_custom_properties_are_created_once(sim):
+    hubspot = connector(sim)
+    created = hubspot.ensure_properties()
+    assert "contacts.abohub_id" in created and "contacts.abohub_mrr" in created
+    assert hubspot.ensure_properties() == []
+
+
+def test_batch_upsert_in_hundreds_without_duplicates(sim):
+    hubspot = connector(sim)
+    hubspot.ensure_properties()
+    first = hubspot.write_batch("contacts", items(150))
+    assert all(r.ok for r in first) and len({r.remote_id for r in first}) == 150
+    assert sim.stats.count(method="POST", template="/crm/v3/objects/{object_type}/batch/upsert") == 2
+    again = hubspot.write_batch("contacts", items(150, firstname="Ændret"))
+    assert [r.remote_id for r in again] == [r.remote_id for r in first]
+    assert len(sim.records("contacts")) == 150
+    assert sim.get("contacts", first[0].remote_id)["properties"]["firstname"] == "Ændret"
+
+
+def test_one_bad_record_does_not_hold_back_the_others(sim):
+    hubspot = connector(sim)
+    hubspot.ensure_properties()
+    batch = items(9)
+    batch[4] = WriteItem("cus_bad", {"email": "not an email"}, "kbad")
+    results = hubspot.write_batch("contacts", batch)
+    assert [r.ok for r in results] == [True] * 4 + [False] + [True] * 4
+    assert "cus_bad" in str(results[4].error) or "email" in str(results[4].error).lower()
+
+
+def test_read_one_and_a_missing_one(sim):
+    hubspot = connector(sim)
+    remote_id = sim.create("contacts", {"email": "a@example.dk", "firstname": "Anna"})
+    record = hubspot.read("contacts", remote_id)
+    assert record is not None and record.properties["email"] == "a@example.dk" and record.updated_at
+    assert hubspot.read("contacts", "999999999") is None
+
+
+def test_incremental_reads_never_drop_or_repeat_records_sharing_a_timestamp(sim):
+    hubspot = connector(sim)
+    same = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    ids = [sim.create("contacts", {"email": f"k{i}@example.dk"}, webhooks=False) for i in range(7)]
+    for remote_id in ids:
+        sim.edit("contacts", remote_id, {"firstname": "Samme"}, at=same)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        page = hubspot.read_changes("contacts", cursor, limit=3)
+        seen += [r.id for r in page.records]
+        cursor = page.cursor
+        if not page.has_more:
+            break
+    assert sorted(seen) == sorted(ids)
+    assert hubspot.read_changes("contacts", cursor).records == []
+    sim.edit("contacts", ids[2], {"firstname": "Ny"}, at=same + 1000)
+    later = hubspot.read_changes("contacts", cursor)
+    assert [r.id for r in later.records] == [ids[2]]
+
+
+class Receiver:
+    """A webhook endpoint that keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks/con_1?x=1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @Request.application
+    def app(self, request: Request) -> Response:
+        self.received.append((request.method, request.url, dict(request.headers), request.get_data()))
+        return Response("", 200)
+
+
+def test_webhooks_verify_and_parse(sim):
+    receiver = Receiver()
+    try:
+        with HubSpotSimulator(webhook_urls=[receiver.url], webhook_mode="manual") as live:
+            hubspot = connector(live)
+            remote_id = live.create("contacts", {"email": "b@example.dk"})
+            live.edit("contacts", remote_id, {"firstname": "Bo"})
+            live.flush_webhooks()
+            method, url, headers, body = receiver.received[-1]
+            now = datetime.now(UTC)
+            hubspot.verify_webhook(method, url, headers, body, now)
+            events = hubspot.parse_webhook(body)
+            assert {(e.object_type, e.remote_id) for e in events} == {("contacts", remote_id)}
+            assert any(e.action == "updated" and e.properties == {"firstname": "Bo"} for e in events)
+            with pytest.raises(WebhookRejected, match="signature"):
+                hubspot.verify_webhook(method, url, headers, body.replace(b"Bo", b"Eve"), now)
+            with pytest.raises(WebhookRejected, match="five minutes"):
+                hubspot.verify_webhook(method, url, headers, body, now + timedelta(minutes=6))
+            with pytest.raises(WebhookRejected):
+                hubspot.verify_webhook(method, url, {}, body, now)
+            with pytest.raises(WebhookRejected, match="JSON"):
+                hubspot.parse_webhook(b"{not json")
+    finally:
+        receiver.server.shutdown()
+
+
+def test_oauth_tokens_are_refreshed_and_handed_back_to_be_stored(sim):
+    code = sim.authorize("http://127.0.0.1/callback")
+    tokens = requests.post(
+        f"{sim.base_url}/oauth/v1/token",
+        data={
+            "grant_type": "authorization_code",
+            "client_id": sim.client_id,
+            "client_secret": sim.client_secret,
+            "redirect_uri": "http://127.0.0.1/callback",
+            "code": code,
+        },
+        timeout=5,
+    ).json()
+    saved: list[dict[str, Any]] = []
+    hubspot = HubSpotConnector(
+        {
+            "base_url": sim.base_url,
+            "client_id": sim.client_id,
+            "client_secret": sim.client_secret,
+            "refresh_token": tokens["refresh_token"],
+            "access_token": tokens["access_token"],
+        },
+        ConnectorContext(timeout_seconds=5, save_credentials=saved.append),
+    )
+    hubspot.check()
+    sim.expire_tokens()
+    hubspot.check()
+    assert len(saved) == 1 and saved[0]["access_token"] != tokens["access_token"]
+    assert tokens["access_token"] not in repr(saved[0]["access_token"])
+
+
+def test_transient_faults_are_ridden_out(sim):
+    hubspot = connector(sim)
+    sim.faults.add("http_503", count=2, path="/crm/v3/objects/contacts")
+    hubspot.check()
+    assert sim.stats.count(method="GET", template="/crm/v3/objects/{object_type}") == 3
