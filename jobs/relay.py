@@ -24,7 +24,7 @@ from hub.bootstrap import Hub
 from hub.store.models import Connection, Event, Mapping, OutboxMessage, SyncState
 from jobs.queue import Queue
 
-PUSH = "push_record"
+PUSH = "push_changes"
 PUSHING_DIRECTIONS = {"push", "both"}
 
 
@@ -36,8 +36,10 @@ def _touched(aggregate_type: str, aggregate_id: str, customer_id: str | None) ->
     return touched
 
 
-def push_job_id(connection_id: str, object_type: str, local_id: str) -> str:
-    return f"push:{connection_id}:{object_type}:{local_id}"
+def push_job_id(connection_id: str, object_type: str) -> str:
+    """One push job per connection and object type drains every dirty record of that type in
+    vendor-sized batches: many changes, to one record or to many, become few requests."""
+    return f"push:{connection_id}:{object_type}"
 
 
 @dataclass
@@ -90,10 +92,9 @@ def relay(hub: Hub, queue: Queue, batch_size: int = 500) -> RelayReport:
             message.relayed_at = now
         for (connection_id, object_type, local_id), event_id in wanted.items():
             _mark_dirty(session, connection_id, object_type, local_id, event_id, now)
-            jobs[push_job_id(connection_id, object_type, local_id)] = {
+            jobs[push_job_id(connection_id, object_type)] = {
                 "connection_id": connection_id,
                 "object_type": object_type,
-                "local_id": local_id,
             }
         report.relayed = len(rows)
         report.marked = len(wanted)
@@ -136,13 +137,13 @@ def repair(hub: Hub, queue: Queue, older_than: timedelta) -> int:
     with hub.session_factory() as session:
         stale = list(
             session.execute(
-                select(SyncState.connection_id, SyncState.object_type, SyncState.local_id).where(
-                    SyncState.next_attempt_at <= now - older_than
-                )
+                select(SyncState.connection_id, SyncState.object_type)
+                .where(SyncState.next_attempt_at <= now - older_than)
+                .distinct()
             )
         )
     count = 0
-    for connection_id, object_type, local_id in stale:
-        args = {"connection_id": connection_id, "object_type": object_type, "local_id": local_id}
-        count += int(queue.enqueue(PUSH, args, push_job_id(connection_id, object_type, local_id)))
+    for connection_id, object_type in stale:
+        args = {"connection_id": connection_id, "object_type": object_type}
+        count += int(queue.enqueue(PUSH, args, push_job_id(connection_id, object_type)))
     return count

@@ -1,0 +1,45 @@
+"""Job functions by name. A job is ``function(hub, **args)`` with JSON arguments (ids, never objects).
+
+Modules that define jobs register them with :func:`job`; :func:`resolve` finds
+them by name, importing the job modules on first use so that a worker process
+knows every job without the hub importing the worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+JobFunction = Callable[..., Any]
+
+_JOBS: dict[str, JobFunction] = {}
+JOB_MODULES = ("jobs.sync_jobs", "jobs.periodic")
+
+
+def job(name: str) -> Callable[[JobFunction], JobFunction]:
+    def register(function: JobFunction) -> JobFunction:
+        if name in _JOBS and _JOBS[name] is not function:
+            raise ValueError(f"two jobs are named {name!r}")
+        _JOBS[name] = function
+        return function
+
+    return register
+
+
+class UnknownJob(LookupError):
+    pass
+
+
+def resolve(name: str) -> JobFunction:
+    if name not in _JOBS:
+        for module in JOB_MODULES:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
+    try:
+        return _JOBS[name]
+    except KeyError:
+        raise UnknownJob(f"no job named {name!r} (known: {', '.join(sorted(_JOBS)) or 'none'})") from None
