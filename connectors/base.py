@@ -214,6 +214,7 @@ class Connector(ABC):
     def parse_webhook(self, body: bytes) -> list[WebhookEvent]:
         """The events in a verified webhook body; :class:`WebhookRejected` if it is malformed."""
 
-    def default_mappings(self) -> list[dict[str, Any]]:
+    @classmethod
+    def default_mappings(cls) -> list[dict[str, Any]]:
         """The mappings a new connection starts with (see ``mappings.schema``)."""
         return []

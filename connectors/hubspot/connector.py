@@ -294,9 +294,50 @@ class HubSpotConnector(Connector):
     # --- writing -----------------------------------------------------------------------------
 
     def write_batch(self, object_type: str, items: Sequence[WriteItem]) -> list[WriteResult]:
-        results: list[WriteResult] = []
-        for start in range(0, len(items), BATCH_LIMIT):
-            results.extend(self._upsert(object_type, items[start : start + BATCH_LIMIT]))
+        """Linked records are updated by id; new ones are upserted on ``abohub_id`` (safe to retry)."""
+        linked = [item for item in items if item.remote_id]
+        new = [item for item in items if not item.remote_id]
+        done: dict[str, WriteResult] = {}
+        for group, write in ((linked, self._update), (new, self._upsert)):
+            for start in range(0, len(group), BATCH_LIMIT):
+                for result in write(object_type, group[start : start + BATCH_LIMIT]):
+                    done[result.local_id] = result
+        return [done[item.local_id] for item in items]
+
+    def _update(self, object_type: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        inputs = [
+            {"id": item.remote_id, "properties": {**item.properties, UPSERT_KEY: item.local_id}}
+            for item in items
+        ]
+        try:
+            body = (
+                self.http.post_json(f"/crm/v3/objects/{object_type}/batch/update", {"inputs": inputs}) or {}
+            )
+        except FatalError as error:
+            if len(items) == 1:
+                return [WriteResult(items[0].local_id, items[0].remote_id, ok=False, error=error)]
+            middle = len(items) // 2
+            return self._update(object_type, items[:middle]) + self._update(object_type, items[middle:])
+        by_id = {str(r["id"]): r for r in body.get("results", [])}
+        failed = _errors_by_key(body.get("errors", []))
+        results = []
+        for item in items:
+            stored = by_id.get(str(item.remote_id))
+            if stored is not None:
+                results.append(
+                    WriteResult(
+                        item.local_id,
+                        item.remote_id,
+                        ok=True,
+                        properties=dict(stored.get("properties") or {}),
+                    )
+                )
+            else:
+                message = failed.get(str(item.remote_id)) or failed.get("*") or "HubSpot did not return it"
+                error = (NotFound if "not found" in message.lower() else FatalError)(
+                    f"HubSpot refused {object_type} {item.remote_id}: {message}"
+                )
+                results.append(WriteResult(item.local_id, item.remote_id, ok=False, error=error))
         return results
 
     def _upsert(self, object_type: str, items: Sequence[WriteItem]) -> list[WriteResult]:
@@ -407,28 +448,30 @@ class HubSpotConnector(Connector):
                 raise WebhookRejected(f"an event lacks {exc}") from exc
         return parsed
 
-    def default_mappings(self) -> list[dict[str, Any]]:
+    @classmethod
+    def default_mappings(cls) -> list[dict[str, Any]]:
+        status = {"none": "Prospect", "active": "Active", "paused": "Paused", "churned": "Churned"}
         return [
             {
                 "object_type": "customer",
                 "remote_object": "contacts",
-                "keys": [{"local": "email", "remote": "email"}],
+                "key": [{"local": "email", "remote": "email"}, {"local": "id", "remote": UPSERT_KEY}],
                 "fields": [
+                    {
+                        "local": "name",
+                        "remote": ["firstname", "lastname"],
+                        "direction": "both",
+                        "policy": "manual",
+                        "to_remote": [{"name": "trim"}, {"name": "split_name"}],
+                        "to_local": [{"name": "join_name"}],
+                    },
                     {
                         "local": "email",
                         "remote": "email",
                         "direction": "both",
                         "policy": "hub_wins",
                         "to_remote": [{"name": "trim"}, {"name": "lower"}],
-                        "to_local": [{"name": "trim"}],
-                    },
-                    {
-                        "local": "name",
-                        "remote": ["firstname", "lastname"],
-                        "direction": "both",
-                        "policy": "manual",
-                        "to_remote": [{"name": "split_name"}],
-                        "to_local": [{"name": "join_name"}],
+                        "to_local": [{"name": "trim"}, {"name": "lower"}],
                     },
                     {
                         "local": "country",
@@ -436,21 +479,21 @@ class HubSpotConnector(Connector):
                         "direction": "both",
                         "policy": "newest_wins",
                         "to_remote": [],
-                        "to_local": [],
+                        "to_local": [{"name": "trim"}, {"name": "upper"}],
                     },
                     {
                         "local": "vat_number",
                         "remote": "abohub_vat_number",
                         "direction": "both",
                         "policy": "hub_wins",
-                        "to_remote": [],
-                        "to_local": [{"name": "empty_to_none"}],
+                        "to_remote": [{"name": "trim"}],
+                        "to_local": [{"name": "trim"}, {"name": "empty_to_none"}],
                     },
                     {
                         "local": "revenue_state",
                         "remote": "abohub_status",
                         "direction": "push",
-                        "to_remote": [],
+                        "to_remote": [{"name": "enum_map", "values": status}],
                     },
                     {"local": "plan_names", "remote": "abohub_plan", "direction": "push", "to_remote": []},
                     {

@@ -21,6 +21,8 @@ from hub.domain.ids import new_id
 from hub.services.crypto import box_for
 from hub.services.uow import UnitOfWork
 from hub.store.models import Connection
+from hub.store.models import Mapping as MappingRow
+from mappings import Mapping as MappingDefinition
 
 HIDDEN = "***"
 
@@ -78,6 +80,18 @@ def create_connection(cmd: CreateConnection, uow: UnitOfWork) -> Connection:
             updated_at=uow.now,
         )
         uow.session.add(connection)
+        for definition in cls.default_mappings():
+            checked = MappingDefinition.load(definition).dump()  # a shipped mapping must be valid too
+            uow.session.add(
+                MappingRow(
+                    id=new_id("map"),
+                    connection_id=connection.id,
+                    object_type=checked["object_type"],
+                    definition=checked,
+                    created_at=uow.now,
+                    updated_at=uow.now,
+                )
+            )
         uow.record(
             "connection.created",
             "connection",

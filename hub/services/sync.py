@@ -1,0 +1,564 @@
+"""Two-way sync between the store and one connection.
+
+Outbound (:func:`push_changes`): the records the relay marked dirty are read
+from the store as they are *now*, mapped, compared field by field with the
+link's fingerprints of what was last synced, and only what changed is written,
+in the vendor's batch sizes. Inbound (:func:`pull_records`, fed by webhooks and
+polling): each remote record is compared the same way; remote-only changes are
+applied through the service layer, hub-only changes are pushed, both-sided
+changes follow the field's policy or become a conflict for a person. After a
+push the fingerprints hold exactly what was sent, so the vendor echoing it back
+finds nothing changed: no loops.
+
+Failures: a retriable error (timeout, 5xx, 429) reschedules the record with a
+growing delay on its sync state; a permanent one (validation, not found, or
+retries spent) becomes a dead letter with the scrubbed request and response.
+One bad record never holds back the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from connectors.base import Connector, RemoteRecord, WriteItem
+from connectors.errors import ConnectorError, RetriableError
+from hub.bootstrap import Hub
+from hub.domain.ids import new_id
+from hub.services.connections import open_connector
+from hub.services.customers import UpdateCustomer, update_customer
+from hub.services.snapshot import jsonable
+from hub.store.models import (
+    Conflict,
+    Customer,
+    DeadLetter,
+    Link,
+    Plan,
+    Subscription,
+    SyncState,
+)
+from hub.store.models import Mapping as MappingRow
+from mappings import Mapping, plan_record
+from mappings.engine import local_match_keys, remote_match_keys
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BASE_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(hours=1)
+PUSH_BATCH = 500
+PULLABLE = {"customer": {"name", "email", "country", "vat_number", "locale"}}
+
+
+@dataclass
+class SyncReport:
+    pushed: int = 0
+    pulled: int = 0
+    unchanged: int = 0
+    conflicts: int = 0
+    rescheduled: int = 0
+    dead_lettered: int = 0
+    linked: int = 0
+    more: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def actor(connection_id: str) -> str:
+    return f"sync:{connection_id}"
+
+
+def load_mapping(session: Session, connection_id: str, object_type: str) -> Mapping | None:
+    row = session.scalar(
+        select(MappingRow).where(
+            MappingRow.connection_id == connection_id, MappingRow.object_type == object_type
+        )
+    )
+    return Mapping.load(row.definition) if row else None
+
+
+def mapping_for_remote(session: Session, connection_id: str, remote_object: str) -> Mapping | None:
+    for row in session.scalars(select(MappingRow).where(MappingRow.connection_id == connection_id)):
+        if row.definition.get("remote_object") == remote_object:
+            return Mapping.load(row.definition)
+    return None
+
+
+# --- what the hub knows, as mapping input -------------------------------------------------------
+
+
+def local_values(session: Session, object_type: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The mappable fields of each record, by id (records that no longer exist are left out)."""
+    if object_type == "customer":
+        return _customer_values(session, ids)
+    if object_type == "subscription":
+        return _subscription_values(session, ids)
+    raise ValueError(f"no local object type {object_type!r}")
+
+
+def _customer_values(session: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
+    plans: dict[str, set[str]] = defaultdict(set)
+    for customer_id, plan_name in session.execute(
+        select(Subscription.customer_id, Plan.name)
+        .join(Plan, Plan.id == Subscription.plan_id)
+        .where(Subscription.customer_id.in_(ids), Subscription.status != "canceled")
+    ):
+        plans[customer_id].add(plan_name)
+    values = {}
+    for customer in session.scalars(select(Customer).where(Customer.id.in_(ids))):
+        values[customer.id] = {
+            "id": customer.id,
+            "name": customer.name,
+            "email": customer.email,
+            "country": customer.country,
+            "vat_number": customer.vat_number,
+            "locale": customer.locale,
+            "currency": customer.currency,
+            "mrr": customer.mrr,
+            "revenue_state": customer.revenue_state,
+            "plan_names": ", ".join(sorted(plans[customer.id])) or None,
+            "updated_at": customer.updated_at,
+        }
+    return values
+
+
+def _subscription_values(session: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
+    values = {}
+    rows = session.execute(
+        select(Subscription, Plan.name, Customer.email)
+        .join(Plan, Plan.id == Subscription.plan_id)
+        .join(Customer, Customer.id == Subscription.customer_id)
+        .where(Subscription.id.in_(ids))
+    )
+    for sub, plan_name, email in rows:
+        values[sub.id] = {
+            "id": sub.id,
+            "status": sub.status,
+            "plan_name": plan_name,
+            "mrr": sub.mrr,
+            "customer_id": sub.customer_id,
+            "customer_email": email,
+            "currency": sub.currency,
+            "current_period_end": sub.current_period_end,
+            "updated_at": sub.updated_at,
+        }
+    return values
+
+
+# --- outbound ----------------------------------------------------------------------------------
+
+
+def push_changes(hub: Hub, connection_id: str, object_type: str, batch_size: int = PUSH_BATCH) -> SyncReport:
+    """Push up to ``batch_size`` dirty records of ``object_type``; ``more`` says if some are left."""
+    report = SyncReport()
+    now = hub.clock.now()
+    with hub.session_factory() as session:
+        mapping = load_mapping(session, connection_id, object_type)
+        states = list(
+            session.scalars(
+                select(SyncState)
+                .where(
+                    SyncState.connection_id == connection_id,
+                    SyncState.object_type == object_type,
+                    SyncState.next_attempt_at <= now,
+                )
+                .order_by(SyncState.dirty_since, SyncState.id)
+                .limit(batch_size + 1)
+            )
+        )
+        report.more = len(states) > batch_size
+        states = states[:batch_size]
+        if mapping is None or not states:
+            if mapping is None and states:
+                _clear(session, states)
+                session.commit()
+            return report
+        ids = [s.local_id for s in states]
+        values = local_values(session, object_type, ids)
+        links = {
+            link.local_id: link
+            for link in session.scalars(
+                select(Link).where(
+                    Link.connection_id == connection_id,
+                    Link.object_type == object_type,
+                    Link.local_id.in_(ids),
+                )
+            )
+        }
+        session.expunge_all()
+    connector = open_connector(hub.uow(actor(connection_id)), connection_id)
+    items: list[WriteItem] = []
+    plans = {}
+    held: list[tuple[str, str, Any]] = []
+    for state in states:
+        local = values.get(state.local_id)
+        if local is None:
+            continue  # deleted meanwhile: nothing to push
+        link = links.get(state.local_id)
+        plan = plan_record(mapping, local, {} if link else None, link.fingerprints if link else None)
+        if link is not None and _may_clash(mapping, plan):
+            # A field the remote side may also have changed: look before writing, so the
+            # field's policy (or a person) decides instead of the push silently overwriting.
+            remote = connector.read(mapping.remote_object, link.remote_id)
+            plan = plan_record(
+                mapping,
+                local,
+                remote.properties if remote else None,
+                link.fingerprints,
+                hub_changed_at=local.get("updated_at"),
+                remote_changed_at=remote.updated_at if remote else None,
+            )
+            for conflict in plan.conflicts:
+                held.append((state.local_id, link.remote_id, conflict))
+        plans[state.local_id] = plan
+        if plan.push or link is None:
+            items.append(
+                WriteItem(
+                    local_id=state.local_id,
+                    properties=plan.push,
+                    idempotency_key=f"{connection_id}:{state.local_id}:{state.wanted_event_id}",
+                    remote_id=link.remote_id if link else None,
+                )
+            )
+        else:
+            report.unchanged += 1
+    results = _write(connector, mapping.remote_object, items)
+    with hub.session_factory() as session, session.begin():
+        by_id = {state.local_id: state for state in states}
+        for item in items:
+            result = results[item.local_id]
+            state = by_id[item.local_id]
+            if result.ok and result.remote_id:
+                _save_link(
+                    session,
+                    connection_id,
+                    object_type,
+                    mapping.remote_object,
+                    item.local_id,
+                    result.remote_id,
+                    plans[item.local_id].fingerprints,
+                    now,
+                    pushed=True,
+                )
+                report.pushed += 1
+            else:
+                _failed(session, report, connection_id, object_type, state, item, result.error, now)
+        for local_id, plan in plans.items():
+            if local_id not in results and plan.fingerprints_changed and local_id in links:
+                _save_link(
+                    session,
+                    connection_id,
+                    object_type,
+                    mapping.remote_object,
+                    local_id,
+                    links[local_id].remote_id,
+                    plan.fingerprints,
+                    now,
+                    pushed=False,
+                )
+        for local_id, remote_id, conflict in held:
+            _hold_conflict(session, connection_id, object_type, local_id, remote_id, conflict, now)
+            report.conflicts += 1
+        done = [s for s in states if s.local_id not in results or results[s.local_id].ok]
+        _clear(session, done)
+    return report
+
+
+def _may_clash(mapping: Mapping, plan: Any) -> bool:
+    """Does the plan push a two-way field whose policy is not simply "the hub wins"?"""
+    for one in plan.fields:
+        if not one.push:
+            continue
+        entry = mapping.field(one.field)
+        if entry.direction.value == "both" and entry.policy.value != "hub_wins":
+            return True
+    return False
+
+
+def _write(connector: Connector, remote_object: str, items: list[WriteItem]) -> dict[str, Any]:
+    if not items:
+        return {}
+    from connectors.base import WriteResult
+
+    try:
+        results = connector.write_batch(remote_object, items)
+    except ConnectorError as error:  # the whole batch failed (e.g. the vendor is down)
+        results = [WriteResult(item.local_id, item.remote_id, ok=False, error=error) for item in items]
+    return {result.local_id: result for result in results}
+
+
+def _save_link(
+    session: Session,
+    connection_id: str,
+    object_type: str,
+    remote_object: str,
+    local_id: str,
+    remote_id: str,
+    fingerprints: dict[str, str],
+    now: datetime,
+    *,
+    pushed: bool,
+) -> None:
+    link = session.scalar(
+        select(Link)
+        .where(
+            Link.connection_id == connection_id, Link.object_type == object_type, Link.local_id == local_id
+        )
+        .with_for_update()
+    )
+    if link is None:
+        link = Link(
+            connection_id=connection_id,
+            object_type=object_type,
+            local_id=local_id,
+            remote_object=remote_object,
+            remote_id=remote_id,
+            fingerprints={},
+            created_at=now,
+        )
+        session.add(link)
+    link.remote_id = remote_id
+    link.fingerprints = {**(link.fingerprints or {}), **fingerprints}
+    link.updated_at = now
+    if pushed:
+        link.last_pushed_at = now
+    else:
+        link.last_pulled_at = now
+
+
+def _clear(session: Session, states: list[SyncState]) -> None:
+    """Forget finished work, unless a newer change came in while it ran."""
+    for state in states:
+        session.execute(
+            delete(SyncState).where(
+                SyncState.connection_id == state.connection_id,
+                SyncState.object_type == state.object_type,
+                SyncState.local_id == state.local_id,
+                SyncState.wanted_event_id == state.wanted_event_id,
+            )
+        )
+
+
+def _failed(
+    session: Session,
+    report: SyncReport,
+    connection_id: str,
+    object_type: str,
+    state: SyncState,
+    item: WriteItem,
+    error: Exception | None,
+    now: datetime,
+) -> None:
+    live = session.scalar(
+        select(SyncState)
+        .where(
+            SyncState.connection_id == connection_id,
+            SyncState.object_type == object_type,
+            SyncState.local_id == state.local_id,
+        )
+        .with_for_update()
+    )
+    reason = str(error) if error else "the vendor gave no result for this record"
+    report.errors.append(f"{state.local_id}: {reason}")
+    attempts = (live.attempts if live else state.attempts) + 1
+    if isinstance(error, RetriableError) and attempts < MAX_ATTEMPTS and live is not None:
+        delay = min(MAX_DELAY, BASE_DELAY * 2 ** (attempts - 1))
+        if getattr(error, "retry_after", None):
+            delay = max(delay, timedelta(seconds=float(error.retry_after)))  # type: ignore[union-attr]
+        live.attempts, live.next_attempt_at, live.last_error = attempts, now + delay, reason[:2000]
+        report.rescheduled += 1
+        return
+    exchange = getattr(error, "exchange", None)
+    session.add(
+        DeadLetter(
+            id=new_id("dl"),
+            connection_id=connection_id,
+            object_type=object_type,
+            local_id=state.local_id,
+            remote_id=item.remote_id,
+            operation="push",
+            idempotency_key=item.idempotency_key,
+            reason=reason[:4000],
+            request=exchange.to_dict() if exchange else {"properties": jsonable(item.properties)},
+            response=None,
+            attempts=attempts,
+            created_at=now,
+        )
+    )
+    if live is not None:
+        session.delete(live)
+    report.dead_lettered += 1
+
+
+# --- inbound -----------------------------------------------------------------------------------
+
+
+def pull_records(
+    hub: Hub,
+    connection_id: str,
+    remote_object: str,
+    records: list[RemoteRecord],
+    connector: Connector | None = None,
+) -> SyncReport:
+    """Bring remote changes in: apply, push back, resolve by policy or raise conflicts."""
+    report = SyncReport()
+    now = hub.clock.now()
+    with hub.session_factory() as session:
+        mapping = mapping_for_remote(session, connection_id, remote_object)
+        if mapping is None or not records:
+            return report
+        object_type = mapping.object_type
+        links = {
+            link.remote_id: link
+            for link in session.scalars(
+                select(Link).where(
+                    Link.connection_id == connection_id,
+                    Link.remote_object == remote_object,
+                    Link.remote_id.in_([r.id for r in records]),
+                )
+            )
+        }
+        matched = _match(session, connection_id, mapping, [r for r in records if r.id not in links])
+        session.expunge_all()
+    report.linked = len(matched)
+    pairs = [
+        (record, links[record.id].local_id if record.id in links else matched.get(record.id))
+        for record in records
+        if not record.archived
+    ]
+    pairs = [(record, local_id) for record, local_id in pairs if local_id]
+    with hub.session_factory() as session:
+        values = local_values(session, object_type, [local_id for _, local_id in pairs])
+    to_push: list[WriteItem] = []
+    plans = {}
+    for record, local_id in pairs:
+        local = values.get(local_id)
+        if local is None:
+            continue
+        link = links.get(record.id)
+        plan = plan_record(
+            mapping,
+            local,
+            record.properties,
+            link.fingerprints if link else None,
+            hub_changed_at=local.get("updated_at"),
+            remote_changed_at=record.updated_at,
+        )
+        plans[local_id] = (record, plan)
+        allowed = PULLABLE.get(object_type, set())
+        changes = {k: v for k, v in plan.apply.items() if k in allowed}
+        if changes:
+            update_customer(UpdateCustomer(local_id, changes), hub.uow(actor(connection_id)))
+            report.pulled += 1
+        if plan.push:
+            to_push.append(
+                WriteItem(
+                    local_id=local_id,
+                    properties=plan.push,
+                    remote_id=record.id,
+                    idempotency_key=f"{connection_id}:{local_id}:pull:{record.updated_at}",
+                )
+            )
+        if not changes and not plan.push:
+            report.unchanged += 1
+        report.conflicts += len(plan.conflicts)
+    if to_push:
+        connector = connector or open_connector(hub.uow(actor(connection_id)), connection_id)
+        results = _write(connector, remote_object, to_push)
+        failed = {k for k, r in results.items() if not r.ok}
+        report.pushed += len(results) - len(failed)
+        report.errors += [f"{k}: {results[k].error}" for k in failed]
+    with hub.session_factory() as session, session.begin():
+        for local_id, (record, plan) in plans.items():
+            _save_link(
+                session,
+                connection_id,
+                object_type,
+                remote_object,
+                local_id,
+                record.id,
+                plan.fingerprints,
+                now,
+                pushed=False,
+            )
+            for conflict in plan.conflicts:
+                _hold_conflict(session, connection_id, object_type, local_id, record.id, conflict, now)
+    return report
+
+
+def _match(
+    session: Session, connection_id: str, mapping: Mapping, records: list[RemoteRecord]
+) -> dict[str, str]:
+    """Link unlinked remote records to local ones with the same match keys (e.g. email)."""
+    if not records or mapping.object_type != "customer":
+        return {}
+    linked_locals = set(
+        session.scalars(
+            select(Link.local_id).where(Link.connection_id == connection_id, Link.object_type == "customer")
+        )
+    )
+    wanted: dict[tuple[str, str], str] = {}
+    for record in records:
+        for key, fingerprint in remote_match_keys(mapping, record.properties).items():
+            wanted.setdefault((key, fingerprint), record.id)
+    if not wanted:
+        return {}
+    matched: dict[str, str] = {}
+    emails = {str(r.properties.get("email", "")).strip().lower() for r in records} - {""}
+    candidates = (
+        session.scalars(select(Customer).where(func.lower(Customer.email).in_(emails))) if emails else []
+    )
+    for customer in candidates:
+        if customer.id in linked_locals:
+            continue
+        for key, fingerprint in local_match_keys(
+            mapping, {"email": customer.email, "vat_number": customer.vat_number, "id": customer.id}
+        ).items():
+            remote_id = wanted.get((key, fingerprint))
+            if remote_id and remote_id not in matched:
+                matched[remote_id] = customer.id
+                break
+    return matched
+
+
+def _hold_conflict(
+    session: Session,
+    connection_id: str,
+    object_type: str,
+    local_id: str,
+    remote_id: str,
+    conflict: Any,
+    now: datetime,
+) -> None:
+    """One open conflict per record and field: a newer clash updates it instead of adding another."""
+    held = session.scalar(
+        select(Conflict).where(
+            Conflict.connection_id == connection_id,
+            Conflict.object_type == object_type,
+            Conflict.local_id == local_id,
+            Conflict.field == conflict.field,
+            Conflict.status == "open",
+        )
+    )
+    if held is None:
+        held = Conflict(
+            id=new_id("cf"),
+            connection_id=connection_id,
+            object_type=object_type,
+            local_id=local_id,
+            field=conflict.field,
+            status="open",
+            created_at=now,
+        )
+        session.add(held)
+    held.remote_id = remote_id
+    held.remote_field = ",".join(conflict.remote_fields)
+    held.hub_value = jsonable(conflict.hub_value)  # {local field: value}
+    held.remote_value = jsonable(conflict.remote_value)
+    held.hub_changed_at = conflict.hub_changed_at
+    held.remote_changed_at = conflict.remote_changed_at

@@ -1,0 +1,157 @@
+"""Two-way sync with the HubSpot simulator: changes cross both ways, nothing loops, clashes wait."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from connectors.hubspot.simulator import HubSpotSimulator
+from hub.services import customers
+from hub.services.connections import CreateConnection, create_connection, open_connector
+from hub.services.crypto import generate_key
+from hub.services.sync import pull_records, push_changes
+from hub.store.models import Conflict, Customer, Link
+from jobs.queue import DatabaseQueue
+from jobs.relay import relay
+from tests import factories
+from tests.conftest import make_hub, wipe
+
+
+@pytest.fixture
+def hub(database):  # type: ignore[no-untyped-def]
+    instance = make_hub(database, encryption_keys=(generate_key(),))
+    wipe(instance)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def sim():  # type: ignore[no-untyped-def]
+    with HubSpotSimulator(webhook_mode="off") as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def connection_id(hub, sim) -> str:  # type: ignore[no-untyped-def]
+    connection = create_connection(
+        CreateConnection(
+            "hubspot",
+            "HubSpot",
+            {"base_url": sim.base_url, "access_token": sim.token, "client_secret": sim.client_secret},
+        ),
+        hub.uow("tests"),
+    )
+    open_connector(hub.uow(), connection.id).ensure_properties()
+    return connection.id
+
+
+def sync_out(hub, connection_id):  # type: ignore[no-untyped-def]
+    relay(hub, DatabaseQueue(hub.session_factory, hub.clock, timedelta(minutes=5)))
+    return push_changes(hub, connection_id, "customer")
+
+
+def remote_id_of(hub, local_id: str) -> str:  # type: ignore[no-untyped-def]
+    with hub.session_factory() as session:
+        return session.scalar(select(Link.remote_id).where(Link.local_id == local_id))
+
+
+def pull(hub, sim, connection_id, remote_id):  # type: ignore[no-untyped-def]
+    connector = open_connector(hub.uow(), connection_id)
+    record = connector.read("contacts", remote_id)
+    return pull_records(hub, connection_id, "contacts", [record], connector)
+
+
+def test_a_customer_made_in_abohub_appears_in_hubspot_with_its_revenue(hub, sim, connection_id):
+    customer = factories.customer(hub, "Karen Jensen", email="Karen@Example.dk")
+    plan = factories.plan(hub, amount=14_900)
+    factories.subscribe(hub, customer.id, plan.id)
+
+    report = sync_out(hub, connection_id)
+    assert report.pushed == 1 and report.dead_lettered == 0
+    contact = sim.get("contacts", remote_id_of(hub, customer.id))["properties"]
+    assert (contact["firstname"], contact["lastname"], contact["email"]) == (
+        "Karen",
+        "Jensen",
+        "karen@example.dk",
+    )
+    assert contact["abohub_mrr"] in ("149.00", "149")
+    assert contact["abohub_status"] == "Active"
+
+
+def test_a_change_in_hubspot_comes_back_and_does_not_loop(hub, sim, connection_id):
+    customer = factories.customer(hub, "Karen Jensen")
+    sync_out(hub, connection_id)
+    remote_id = remote_id_of(hub, customer.id)
+    writes_before = sim.writes("contacts", remote_id)
+
+    sim.edit("contacts", remote_id, {"country": "SE"})
+    report = pull(hub, sim, connection_id, remote_id)
+    assert report.pulled == 1
+    with hub.session_factory() as session:
+        assert session.get(Customer, customer.id).country == "SE"
+
+    # The hub's own update (made by the sync) is relayed and pushed: nothing differs, nothing is written.
+    again = sync_out(hub, connection_id)
+    assert again.pushed == 0
+    # HubSpot echoing our last write back changes nothing either.
+    assert pull(hub, sim, connection_id, remote_id).pulled == 0
+    assert sim.writes("contacts", remote_id) == writes_before
+
+
+def test_a_change_in_abohub_is_pushed_once(hub, sim, connection_id):
+    customer = factories.customer(hub, "Karen Jensen")
+    sync_out(hub, connection_id)
+    remote_id = remote_id_of(hub, customer.id)
+    before = sim.writes("contacts", remote_id)
+    for n in range(10):
+        customers.update_customer(
+            customers.UpdateCustomer(customer.id, {"vat_number": f"DK1234567{n}"}), hub.uow()
+        )
+    report = sync_out(hub, connection_id)
+    assert report.pushed == 1
+    assert sim.writes("contacts", remote_id) == before + 1
+    assert sim.get("contacts", remote_id)["properties"]["abohub_vat_number"] == "DK12345679"
+
+
+def test_both_sides_changing_a_manual_field_makes_one_conflict_and_the_rest_still_syncs(
+    hub, sim, connection_id
+):
+    customer = factories.customer(hub, "Karen Jensen")
+    sync_out(hub, connection_id)
+    remote_id = remote_id_of(hub, customer.id)
+
+    sim.edit("contacts", remote_id, {"lastname": "Olsen"})
+    customers.update_customer(
+        customers.UpdateCustomer(customer.id, {"name": "Karen Hansen", "vat_number": "DK11223344"}), hub.uow()
+    )
+    report = sync_out(hub, connection_id)
+    assert report.conflicts == 1
+    contact = sim.get("contacts", remote_id)["properties"]
+    assert contact["lastname"] == "Olsen"  # held, not overwritten
+    assert contact["abohub_vat_number"] == "DK11223344"  # the other field went through
+    with hub.session_factory() as session:
+        conflicts = session.scalars(select(Conflict)).all()
+    assert [(c.field, c.hub_value, c.remote_value) for c in conflicts] == [
+        ("firstname+lastname", {"name": "Karen Hansen"}, {"name": "Karen Olsen"})
+    ]
+    # Pulling the same record again does not add a second conflict.
+    pull(hub, sim, connection_id, remote_id)
+    with hub.session_factory() as session:
+        assert len(session.scalars(select(Conflict)).all()) == 1
+
+
+def test_a_contact_already_in_hubspot_is_linked_by_email_not_duplicated(hub, sim, connection_id):
+    existing = sim.create(
+        "contacts",
+        {"email": "karen.jensen@example.dk", "firstname": "Karen", "lastname": "Jensen"},
+        webhooks=False,
+    )
+    customer = factories.customer(hub, "Karen Jensen")
+    record = open_connector(hub.uow(), connection_id).read("contacts", existing)
+    report = pull_records(hub, connection_id, "contacts", [record])
+    assert report.linked == 1
+    assert remote_id_of(hub, customer.id) == existing
+    sync_out(hub, connection_id)
+    assert len(sim.records("contacts")) == 1
