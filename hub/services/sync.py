@@ -29,10 +29,10 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Connector, RemoteRecord, WriteItem
 from connectors.errors import ConnectorError, RetriableError
-from hub.bootstrap import Hub
 from hub.domain.ids import new_id
 from hub.services.connections import open_connector
 from hub.services.customers import UpdateCustomer, update_customer
+from hub.services.runtime import Runtime
 from hub.services.snapshot import jsonable
 from hub.store.models import (
     Conflict,
@@ -153,7 +153,9 @@ def _subscription_values(session: Session, ids: list[str]) -> dict[str, dict[str
 # --- outbound ----------------------------------------------------------------------------------
 
 
-def push_changes(hub: Hub, connection_id: str, object_type: str, batch_size: int = PUSH_BATCH) -> SyncReport:
+def push_changes(
+    hub: Runtime, connection_id: str, object_type: str, batch_size: int = PUSH_BATCH
+) -> SyncReport:
     """Push up to ``batch_size`` dirty records of ``object_type``; ``more`` says if some are left."""
     report = SyncReport()
     now = hub.clock.now()
@@ -399,7 +401,7 @@ def _failed(
 
 
 def pull_records(
-    hub: Hub,
+    hub: Runtime,
     connection_id: str,
     remote_object: str,
     records: list[RemoteRecord],
