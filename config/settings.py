@@ -68,6 +68,12 @@ def _bool(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _key_prefix(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,40}", raw):
+        raise ValueError("must be 1 to 40 letters, digits or dashes")
+    return raw
+
+
 def _prefix(raw: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9-]{0,12}", raw):
         raise ValueError("must be at most 12 letters, digits or dashes")
@@ -90,6 +96,15 @@ class Settings:
     dunning_retry_days: tuple[int, ...] = (1, 3, 5, 7)
     dunning_final_action: str = "cancel"
     billing_batch_size: int = 500
+    # Jobs (jobs/runtime.py): attempts and growing delays, the lease that bounds how long a
+    # job whose worker died waits before it runs again, the hard time limit of one run.
+    job_max_attempts: int = 8
+    job_retry_base_seconds: int = 10
+    job_retry_cap_seconds: int = 3600
+    job_lease_seconds: int = 60
+    job_time_limit_seconds: int = 900
+    sync_repair_delay_seconds: int = 120
+    redis_prefix: str = "abohub"
     log_level: str = "INFO"
     log_json: bool = False
     testing: bool = False
@@ -112,6 +127,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "dunning_retry_days": _day_list,
     "dunning_final_action": _choice("cancel", "leave_past_due"),
     "billing_batch_size": _positive_int,
+    "job_max_attempts": _positive_int,
+    "job_retry_base_seconds": _positive_int,
+    "job_retry_cap_seconds": _positive_int,
+    "job_lease_seconds": _positive_int,
+    "job_time_limit_seconds": _positive_int,
+    "sync_repair_delay_seconds": _positive_int,
+    "redis_prefix": _key_prefix,
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
     "log_json": _bool,
     "testing": _bool,

@@ -6,7 +6,7 @@ from flask import Flask, jsonify, url_for
 from flask.typing import ResponseReturnValue
 
 from config import Settings, load_settings
-from hub import api, logs
+from hub import api, logs, webhooks
 from hub.bootstrap import Hub, build
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flas
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["abohub"] = hub
     api.init_app(app)
+    webhooks.init_app(app)
 
     @app.get("/")
     def index() -> ResponseReturnValue:

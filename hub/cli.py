@@ -126,6 +126,71 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     Server().run()
 
 
+# --- jobs ---------------------------------------------------------------------------
+
+_NO_REDIS = (
+    "ABOHUB_REDIS_URL is not set, so there is no queue for an rq worker: in the embedded setup jobs "
+    "run inside `abohub serve`. To scale out, set ABOHUB_REDIS_URL (e.g. redis://127.0.0.1:6379/0) "
+    "for every process, then run any number of `abohub worker` and exactly one `abohub scheduler`."
+)
+
+
+@main.command()
+@click.option(
+    "--queues",
+    "-q",
+    multiple=True,
+    help="Queues to take jobs from, in order (repeat or separate with commas); default: all.",
+)
+@click.option("--burst", is_flag=True, help="Stop once the queues are empty.")
+def worker(queues: tuple[str, ...], burst: bool) -> None:
+    """Run an rq worker (needs ABOHUB_REDIS_URL); SIGTERM finishes the job in hand, then stops."""
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.ClickException(_NO_REDIS)
+    from hub import logs
+    from jobs.rq_backend import QUEUES
+    from jobs.rq_worker import run_worker
+
+    names = [name.strip() for value in queues for name in value.split(",") if name.strip()] or list(QUEUES)
+    unknown = sorted(set(names) - set(QUEUES))
+    if unknown:
+        raise click.BadParameter(f"unknown queue(s) {', '.join(unknown)}; queues are {', '.join(QUEUES)}")
+    logs.configure(settings)
+    click.echo(f"rq worker on queue(s) {', '.join(names)}{' (burst)' if burst else ''}", err=True)
+    run_worker(settings, names, burst=burst)
+
+
+@main.command()
+@click.option("--tick", default=1.0, show_default=True, type=float, help="Seconds between two looks.")
+@click.option("--once", is_flag=True, help="Queue what is due now, then exit.")
+def scheduler(tick: float, once: bool) -> None:
+    """Queue the periodic jobs on time (relay, repair, polling, billing, reconcile); run one."""
+    import signal
+
+    from hub import logs
+    from jobs.runtime import make_scheduler
+
+    settings = _settings()
+    loop = make_scheduler(_hub(), tick_seconds=tick)
+    if once:
+        for job_id in loop.tick():
+            click.echo(f"queued {job_id}")
+        return
+    logs.configure(settings)
+    if settings.redis_url:
+        click.echo("scheduler for rq on Redis (it also requeues the jobs of dead workers)", err=True)
+    else:
+        click.echo(
+            "scheduler on the database; note that `abohub serve` already runs one in the embedded "
+            "setup (a second one is harmless: each slot is queued once)",
+            err=True,
+        )
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: loop.request_stop())
+    loop.run()
+
+
 # --- API keys ---------------------------------------------------------------------
 
 

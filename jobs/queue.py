@@ -3,8 +3,10 @@
 * :class:`DatabaseQueue` — the embedded default: jobs are rows in ``job_runs``,
   taken by the worker inside ``abohub serve`` with a lease. A worker that dies
   mid-job leaves a row whose lease runs out; the next worker takes it again.
-* :class:`RedisQueue` — rq on Redis when ``ABOHUB_REDIS_URL`` is set; ``abohub
-  worker`` runs rq workers.
+* :class:`jobs.rq_backend.RedisQueue` — rq on Redis when ``ABOHUB_REDIS_URL``
+  is set; ``abohub worker`` runs rq workers.
+
+:func:`jobs.runtime.make_queue` picks one by configuration.
 
 Jobs are named functions (``jobs.registry``) called with JSON arguments; they
 take ids, never objects, and must be idempotent. A job id is deterministic
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -92,6 +94,35 @@ class DatabaseQueue:
             existing.locked_until, existing.updated_at = None, now
             return True
 
+    def enqueue_once(
+        self, function: str, args: dict[str, Any], job_id: str, remember: timedelta | None = None
+    ) -> bool:
+        """Queue a job unless a row with this id exists in any state (periodic slots run once).
+
+        The row is the memory: it stays until :meth:`purge` removes it, which the
+        caller must not do sooner than ``remember`` after the run.
+        """
+        now = self.clock.now()
+        row = JobRun(
+            id=job_id,
+            function=function,
+            args=args,
+            status=QUEUED,
+            run_at=now,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+        with self.session_factory() as session, session.begin():
+            if session.get(JobRun, job_id) is not None:
+                return False
+            try:
+                with session.begin_nested():
+                    session.add(row)
+            except IntegrityError:
+                return False
+        return True
+
     def take(self) -> Job | None:
         """The next due job, leased to the caller; expired leases count as due."""
         now = self.clock.now()
@@ -117,6 +148,17 @@ class DatabaseQueue:
             run.locked_until = now + self.lease
             run.updated_at = now
             return Job(run.id, run.function, dict(run.args), run.attempts)
+
+    def extend(self, job: Job) -> bool:
+        """Renew the lease of a job still held by the caller; False when it was lost (taken again)."""
+        now = self.clock.now()
+        with self.session_factory() as session, session.begin():
+            result = session.execute(
+                update(JobRun)
+                .where(JobRun.id == job.id, JobRun.status == RUNNING, JobRun.attempts == job.attempts)
+                .values(locked_until=now + self.lease, updated_at=now)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def finish(self, job: Job) -> None:
         now = self.clock.now()
@@ -146,6 +188,14 @@ class DatabaseQueue:
                     updated_at=now,
                 )
             )
+
+    def purge(self, before: datetime, status: str = DONE, id_prefix: str = "") -> int:
+        """Delete rows in ``status`` last changed before ``before`` (optionally only ids with a prefix)."""
+        query = delete(JobRun).where(JobRun.status == status, JobRun.updated_at < before)
+        if id_prefix:
+            query = query.where(JobRun.id.startswith(id_prefix, autoescape=True))
+        with self.session_factory() as session, session.begin():
+            return int(session.execute(query).rowcount)  # type: ignore[attr-defined]
 
     def pending(self) -> int:
         with self.session_factory() as session:

@@ -1,0 +1,125 @@
+"""The sync jobs: push dirty records, process stored webhooks, poll change cursors.
+
+Each takes ids, reads the current state, and is idempotent: running it twice
+has the effect of running it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from hub.services.connections import open_connector
+from hub.services.runtime import Runtime
+from hub.services.sync import SyncReport, actor, pull_records, push_changes
+from hub.store.models import Connection, Mapping, SyncCursor, WebhookReceipt
+from jobs.registry import job
+from jobs.relay import PUSH, push_job_id
+
+log = logging.getLogger(__name__)
+RECEIPTS_PER_RUN = 1000
+
+
+@job(PUSH)
+def push_job(hub: Runtime, connection_id: str, object_type: str, **_: Any) -> dict[str, Any]:
+    report = push_changes(hub, connection_id, object_type)
+    if report.more:
+        from jobs.runtime import make_queue
+
+        make_queue(hub).enqueue(
+            PUSH,
+            {"connection_id": connection_id, "object_type": object_type},
+            push_job_id(connection_id, object_type),
+        )
+    return report.__dict__
+
+
+@job("process_webhooks")
+def process_webhooks(hub: Runtime, connection_id: str, **_: Any) -> dict[str, Any]:
+    """Re-read each record the stored events name (events are hints, the record is the truth), then pull."""
+    with hub.session_factory() as session:
+        receipts = list(
+            session.scalars(
+                select(WebhookReceipt)
+                .where(WebhookReceipt.connection_id == connection_id, WebhookReceipt.processed_at.is_(None))
+                .order_by(WebhookReceipt.received_at, WebhookReceipt.id)
+                .limit(RECEIPTS_PER_RUN)
+            )
+        )
+    if not receipts:
+        return SyncReport().__dict__
+    connector = open_connector(hub.uow(actor(connection_id)), connection_id)
+    wanted: dict[str, set[str]] = {}
+    for receipt in receipts:
+        payload = receipt.payload
+        if payload.get("action") != "deleted":
+            wanted.setdefault(payload["object_type"], set()).add(str(payload["remote_id"]))
+    total = SyncReport()
+    for remote_object, remote_ids in wanted.items():
+        records = [record for rid in sorted(remote_ids) if (record := connector.read(remote_object, rid))]
+        report = pull_records(hub, connection_id, remote_object, records, connector)
+        for name in ("pulled", "pushed", "unchanged", "conflicts", "linked"):
+            setattr(total, name, getattr(total, name) + getattr(report, name))
+        total.errors += report.errors
+    with hub.session_factory() as session, session.begin():
+        session.execute(
+            update(WebhookReceipt)
+            .where(WebhookReceipt.id.in_([r.id for r in receipts]))
+            .values(processed_at=hub.clock.now())
+        )
+    return total.__dict__
+
+
+@job("poll_connections")
+def poll_connections(hub: Runtime, **_: Any) -> dict[str, Any]:
+    """For every enabled connection, read what changed since its cursor for each pulled object."""
+    with hub.session_factory() as session:
+        targets = list(
+            session.execute(
+                select(Mapping.connection_id, Mapping.definition)
+                .join(Connection, Connection.id == Mapping.connection_id)
+                .where(Connection.enabled.is_(True))
+            )
+        )
+    polled: dict[str, int] = {}
+    for connection_id, definition in targets:
+        directions = {f.get("direction") for f in definition.get("fields", [])}
+        if not directions & {"pull", "both"}:
+            continue
+        polled[f"{connection_id}:{definition['remote_object']}"] = poll(
+            hub, connection_id, definition["remote_object"]
+        )
+    return polled
+
+
+def poll(hub: Runtime, connection_id: str, remote_object: str, max_pages: int = 50) -> int:
+    """Read changes page by page from the stored cursor; the cursor moves only after a page is applied."""
+    connector = open_connector(hub.uow(actor(connection_id)), connection_id)
+    with hub.session_factory() as session:
+        stored = session.get(SyncCursor, (connection_id, remote_object))
+        cursor = stored.cursor if stored else None
+    seen = 0
+    for _ in range(max_pages):
+        page = connector.read_changes(remote_object, cursor)
+        pull_records(hub, connection_id, remote_object, page.records, connector)
+        seen += len(page.records)
+        cursor = page.cursor
+        with hub.session_factory() as session, session.begin():
+            row = session.get(SyncCursor, (connection_id, remote_object), with_for_update=True)
+            if row is None:
+                session.add(
+                    SyncCursor(
+                        connection_id=connection_id,
+                        remote_object=remote_object,
+                        cursor=cursor,
+                        updated_at=datetime.now(UTC),
+                    )
+                )
+            else:
+                row.cursor, row.updated_at = cursor, datetime.now(UTC)
+        if not page.has_more:
+            break
+    return seen

@@ -1,0 +1,119 @@
+"""Changes made in HubSpot come back: by signed webhook and by polling, once, without echoes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from connectors.hubspot.simulator import HubSpotSimulator
+from hub.app import create_app
+from hub.services.connections import CreateConnection, create_connection, open_connector
+from hub.services.crypto import generate_key
+from hub.services.sync import push_changes
+from hub.store.models import Customer, Link, SyncCursor, WebhookReceipt
+from jobs.queue import DatabaseQueue
+from jobs.relay import relay
+from jobs.sync_jobs import poll, process_webhooks
+from tests import factories
+from tests.conftest import make_hub, wipe
+
+
+@pytest.fixture
+def hub(database):  # type: ignore[no-untyped-def]
+    instance = make_hub(database, encryption_keys=(generate_key(),))
+    wipe(instance)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def served(hub) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    server = make_server("127.0.0.1", 0, create_app(hub=hub), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def sim() -> Iterator[HubSpotSimulator]:
+    with HubSpotSimulator(webhook_mode="manual") as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def connection_id(hub, sim, served) -> str:  # type: ignore[no-untyped-def]
+    connection = create_connection(
+        CreateConnection(
+            "hubspot",
+            "HubSpot",
+            {"base_url": sim.base_url, "access_token": sim.token, "client_secret": sim.client_secret},
+        ),
+        hub.uow("tests"),
+    )
+    open_connector(hub.uow(), connection.id).ensure_properties()
+    sim.webhooks.targets = [f"{served}/webhooks/{connection.id}"]
+    return connection.id
+
+
+def linked_customer(hub, sim, connection_id):  # type: ignore[no-untyped-def]
+    customer = factories.customer(hub, "Karen Jensen")
+    relay(hub, DatabaseQueue(hub.session_factory, hub.clock, timedelta(minutes=5)))
+    push_changes(hub, connection_id, "customer")
+    sim.flush_webhooks()  # HubSpot tells us about our own write: the echo
+    process_webhooks(hub, connection_id)
+    with hub.session_factory() as session:
+        remote_id = session.scalar(select(Link.remote_id).where(Link.local_id == customer.id))
+    return customer, remote_id
+
+
+def country_of(hub, customer_id):  # type: ignore[no-untyped-def]
+    with hub.session_factory() as session:
+        return session.get(Customer, customer_id).country
+
+
+def test_a_webhook_brings_a_hubspot_edit_in_once(hub, sim, connection_id):
+    customer, remote_id = linked_customer(hub, sim, connection_id)
+    writes = sim.writes("contacts", remote_id)
+
+    sim.edit("contacts", remote_id, {"country": "NO"})
+    deliveries = sim.flush_webhooks()
+    assert deliveries and all(d.status == 200 for d in deliveries)
+    report = process_webhooks(hub, connection_id)
+    assert report["pulled"] == 1
+    assert country_of(hub, customer.id) == "NO"
+    # Processing again finds nothing new; the hub's own update pushes nothing back.
+    assert process_webhooks(hub, connection_id)["pulled"] == 0
+    relay(hub, DatabaseQueue(hub.session_factory, hub.clock, timedelta(minutes=5)))
+    assert push_changes(hub, connection_id, "customer").pushed == 0
+    assert sim.writes("contacts", remote_id) == writes
+    with hub.session_factory() as session:
+        assert all(r.processed_at for r in session.scalars(select(WebhookReceipt)))
+
+
+def test_a_duplicate_delivery_is_applied_once(hub, sim, connection_id):
+    customer, remote_id = linked_customer(hub, sim, connection_id)
+    sim.webhooks.duplicates = True
+    sim.edit("contacts", remote_id, {"country": "FI"})
+    sim.flush_webhooks()
+    with hub.session_factory() as session:
+        stored = [r.payload["event_id"] for r in session.scalars(select(WebhookReceipt))]
+    assert len(stored) == len(set(stored))
+    assert process_webhooks(hub, connection_id)["pulled"] == 1
+    assert country_of(hub, customer.id) == "FI"
+
+
+def test_polling_finds_the_same_edit_and_keeps_its_cursor(hub, sim, connection_id):
+    customer, remote_id = linked_customer(hub, sim, connection_id)
+    poll(hub, connection_id, "contacts")  # catch up to now
+    sim.edit("contacts", remote_id, {"country": "IS"})
+    assert poll(hub, connection_id, "contacts") == 1
+    assert country_of(hub, customer.id) == "IS"
+    assert poll(hub, connection_id, "contacts") == 0
+    with hub.session_factory() as session:
+        assert session.get(SyncCursor, (connection_id, "contacts")).cursor
