@@ -102,11 +102,19 @@ def db_downgrade(revision: str) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
 @click.option("--threads", default=4, show_default=True, type=int)
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the API with gunicorn."""
+@click.option(
+    "--jobs/--no-jobs",
+    "run_jobs",
+    default=True,
+    show_default=True,
+    help="Without ABOHUB_REDIS_URL: run the job worker and scheduler inside each server process.",
+)
+def serve(host: str, port: int, workers: int, threads: int, run_jobs: bool) -> None:
+    """Serve the API and webhooks with gunicorn (and, embedded, the jobs)."""
     from gunicorn.app.base import BaseApplication
 
     from hub.app import create_app
+    from jobs.embedded import start_embedded
 
     settings = _settings()
 
@@ -118,7 +126,12 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("accesslog", "-")
 
         def load(self) -> Any:
-            return create_app(settings)
+            app = create_app(settings)
+            if run_jobs and not settings.redis_url:
+                # After the fork, in each worker process: the queue is the database, so
+                # several workers (and their schedulers) share it safely.
+                start_embedded(app.extensions["abohub"])
+            return app
 
     click.echo(
         f"Abohub is serving on http://{host}:{port}/ (API under /api/v1/, OpenAPI at /api/openapi.json)"

@@ -89,3 +89,56 @@ def test_demo_history_never_runs_ahead_of_now(workdir):
     engine.dispose()
     now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
     assert latest <= now and latest_event <= now
+
+
+def test_serve_runs_the_api_and_the_embedded_jobs(workdir):
+    import socket
+    import time
+
+    import requests
+    from sqlalchemy import create_engine, text
+
+    assert abohub(workdir, "db", "upgrade").returncode == 0
+    secret = abohub(workdir, "apikeys", "create", "serve").stdout.split("secret: ")[1].strip()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ABOHUB_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
+        cwd=workdir,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                requests.get(f"{base}/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        created = requests.post(
+            f"{base}/api/v1/customers",
+            json={"name": "Jens", "email": "j@example.dk"},
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=5,
+        )
+        assert created.status_code == 201
+        engine = create_engine(f"sqlite:///{workdir / 'var' / 'abohub.db'}")
+        deadline = time.monotonic() + 20
+        waiting = None
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                waiting = connection.execute(
+                    text("SELECT COUNT(*) FROM outbox WHERE relayed_at IS NULL")
+                ).scalar()
+            if waiting == 0:
+                break
+            time.sleep(0.5)
+        engine.dispose()
+        assert waiting == 0, "the embedded scheduler and worker relayed the outbox"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
