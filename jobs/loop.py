@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 
 log = logging.getLogger(__name__)
 
 
-class Loop:
+class Loop(ABC):
     """Calls :meth:`step` until stopped; waits :attr:`idle_seconds` whenever a step found nothing to do.
 
     :meth:`stop` lets the step in progress finish (a job is never cut off by a
@@ -24,9 +25,9 @@ class Loop:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def step(self) -> bool:
         """Do one unit of work; False when there was nothing to do."""
-        raise NotImplementedError
 
     def wait_idle(self) -> None:
         self._stopping.wait(self.idle_seconds)
@@ -66,5 +67,5 @@ class Loop:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def wake(self) -> None:
+    def wake(self) -> None:  # noqa: B027 - an optional hook, empty by design
         """Cut an idle wait short (the stop event already does; subclasses may wait on more)."""

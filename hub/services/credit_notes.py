@@ -13,7 +13,7 @@ from hub.domain.invoicing import InvoiceStatus, format_number
 from hub.domain.money import percent_of
 from hub.services.invoicing import locked_invoice
 from hub.services.numbering import CREDIT_NOTE_SERIES, allocate
-from hub.services.payments import recover_subscription, refund_payment
+from hub.services.payments import mark_paid, refund_payment
 from hub.services.uow import UnitOfWork
 from hub.store.models import CreditNote, CreditNoteLine, InvoiceLine
 
@@ -145,25 +145,7 @@ def create_credit_note(cmd: CreateCreditNote, uow: UnitOfWork) -> CreditNote:
             },
         )
         if invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and invoice.amount_due == 0:
-            before = invoice.status
-            invoice.status = InvoiceStatus.PAID.value
-            invoice.paid_at = uow.now
-            invoice.next_payment_attempt_at = None
-            uow.record(
-                "invoice.paid",
-                "invoice",
-                invoice.id,
-                customer_id=invoice.customer_id,
-                data={
-                    "before": {"status": before},
-                    "after": {"status": invoice.status},
-                    "number": invoice.number,
-                    "total": invoice.total,
-                    "credit_note_id": note.id,
-                },
-            )
-            # Settled by the credit: a past-due subscription waiting on it is active again.
-            recover_subscription(uow, invoice)
+            mark_paid(uow, invoice, credit_note_id=note.id)  # settled by the credit
         uow.commit()
     if to_refund:
         refund_payment(uow, note.id, to_refund)

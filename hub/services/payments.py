@@ -207,23 +207,29 @@ def _settle(
         data={"invoice_id": invoice.id, "amount": amount, "currency": invoice.currency, "method": method},
     )
     if invoice.amount_due == 0:
-        before = invoice.status
-        invoice.status = invoice_transition(invoice.status, "pay").value
-        invoice.paid_at = now
-        invoice.next_payment_attempt_at = None
-        uow.record(
-            "invoice.paid",
-            "invoice",
-            invoice.id,
-            customer_id=invoice.customer_id,
-            data={
-                "before": {"status": before},
-                "after": {"status": invoice.status},
-                "number": invoice.number,
-                "total": invoice.total,
-            },
-        )
-        recover_subscription(uow, invoice)
+        mark_paid(uow, invoice)
+
+
+def mark_paid(uow: UnitOfWork, invoice: Invoice, **context: str) -> None:
+    """Nothing is left to pay (by payment or credit): the invoice is paid, its subscription recovers."""
+    before = invoice.status
+    invoice.status = invoice_transition(invoice.status, "pay").value
+    invoice.paid_at = uow.now
+    invoice.next_payment_attempt_at = None
+    uow.record(
+        "invoice.paid",
+        "invoice",
+        invoice.id,
+        customer_id=invoice.customer_id,
+        data={
+            "before": {"status": before},
+            "after": {"status": invoice.status},
+            "number": invoice.number,
+            "total": invoice.total,
+            **context,
+        },
+    )
+    recover_subscription(uow, invoice)
 
 
 def recover_subscription(uow: UnitOfWork, invoice: Invoice) -> None:
