@@ -155,3 +155,71 @@ def test_a_contact_already_in_hubspot_is_linked_by_email_not_duplicated(hub, sim
     assert remote_id_of(hub, customer.id) == existing
     sync_out(hub, connection_id)
     assert len(sim.records("contacts")) == 1
+
+
+def _clash(hub, sim, connection_id):  # type: ignore[no-untyped-def]
+    customer = factories.customer(hub, "Karen Jensen")
+    sync_out(hub, connection_id)
+    remote_id = remote_id_of(hub, customer.id)
+    sim.edit("contacts", remote_id, {"lastname": "Olsen"})
+    customers.update_customer(customers.UpdateCustomer(customer.id, {"name": "Karen Hansen"}), hub.uow())
+    sync_out(hub, connection_id)
+    with hub.session_factory() as session:
+        conflict = session.scalars(select(Conflict)).one()
+    return customer, remote_id, conflict
+
+
+def name_of(hub, customer_id):  # type: ignore[no-untyped-def]
+    with hub.session_factory() as session:
+        return session.get(Customer, customer_id).name
+
+
+@pytest.mark.parametrize(
+    ("choice", "value", "expected"),
+    [
+        ("hub", None, "Karen Hansen"),
+        ("remote", None, "Karen Olsen"),
+        ("value", {"name": "Karen Holm"}, "Karen Holm"),
+    ],
+)
+def test_resolving_a_conflict_syncs_the_chosen_value_both_ways(
+    hub, sim, connection_id, choice, value, expected
+):
+    from hub.services.conflicts import ResolveConflict, resolve_conflict
+
+    customer, remote_id, conflict = _clash(hub, sim, connection_id)
+    resolved = resolve_conflict(ResolveConflict(conflict.id, choice, value), hub, "user:ops")
+    assert resolved.status == "resolved" and resolved.resolution == choice
+    assert name_of(hub, customer.id) == expected
+    contact = sim.get("contacts", remote_id)["properties"]
+    assert f"{contact['firstname']} {contact['lastname']}" == expected
+    # Settled: nothing more to push or pull, and no new conflict.
+    assert sync_out(hub, connection_id).pushed == 0
+    assert pull(hub, sim, connection_id, remote_id).conflicts == 0
+    with pytest.raises(Exception, match="already resolved"):
+        resolve_conflict(ResolveConflict(conflict.id, "hub"), hub, "user:ops")
+
+
+def test_the_conflict_queue_through_the_api(hub, sim, connection_id):
+    from hub.app import create_app
+    from hub.services.apikeys import create_api_key
+    from tests.api.conftest import ApiClient
+
+    customer, _remote_id, conflict = _clash(hub, sim, connection_id)
+    api = ApiClient(create_app(hub=hub).test_client(), create_api_key("ops", hub.uow()).secret)
+    status, queue = api.get("/conflicts", status="open")
+    assert status == 200 and [c["id"] for c in queue["data"]] == [conflict.id]
+    assert queue["data"][0]["hub_value"] == {"name": "Karen Hansen"}
+    assert queue["data"][0]["remote_value"] == {"name": "Karen Olsen"}
+    status, body = api.post(f"/conflicts/{conflict.id}/resolve", {"choice": "whatever"})
+    assert status == 422 and "choice" in body["error"]["fields"]
+    status, resolved = api.post(f"/conflicts/{conflict.id}/resolve", {"choice": "remote"})
+    assert (
+        status == 200 and resolved["status"] == "resolved" and resolved["resolved_by"].startswith("api_key:")
+    )
+    assert name_of(hub, customer.id) == "Karen Olsen"
+    status, queue = api.get("/conflicts", status="open")
+    assert queue["data"] == []
+    status, _again = api.post(f"/conflicts/{conflict.id}/resolve", {"choice": "hub"})
+    assert status == 409
+    assert api.get("/conflicts/cf_01M89SMV29MKYFK38R89HYVJXB")[0] == 404
