@@ -7,7 +7,18 @@ from flask import Flask, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 
-from hub.api import auth, billing, catalog, conflicts, customers, events, idempotency, metrics, subscriptions
+from hub.api import (
+    auth,
+    billing,
+    catalog,
+    conflicts,
+    customers,
+    dead_letters,
+    events,
+    idempotency,
+    metrics,
+    subscriptions,
+)
 from hub.api import errors as api_errors
 from hub.api.schemas import ErrorSchema
 
@@ -62,7 +73,7 @@ def init_app(app: Flask) -> Api:
         },
     )
     api = AbohubApi(app, spec_kwargs={"extra_plugins": [IdempotencyHeaderPlugin()]})
-    for module in (customers, catalog, subscriptions, billing, events, metrics, conflicts):
+    for module in (customers, catalog, subscriptions, billing, events, metrics, conflicts, dead_letters):
         api.register_blueprint(module.blp)
     app.before_request(_before_api)
     app.after_request(idempotency.after)

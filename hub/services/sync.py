@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, RemoteRecord, WriteItem
@@ -246,6 +246,16 @@ def push_changes(
                     plans[item.local_id].fingerprints,
                     now,
                     pushed=True,
+                )
+                session.execute(  # a record that goes through settles its earlier dead letters
+                    update(DeadLetter)
+                    .where(
+                        DeadLetter.connection_id == connection_id,
+                        DeadLetter.object_type == object_type,
+                        DeadLetter.local_id == item.local_id,
+                        DeadLetter.resolved_at.is_(None),
+                    )
+                    .values(resolved_at=now)
                 )
                 report.pushed += 1
             else:

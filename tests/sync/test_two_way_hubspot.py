@@ -223,3 +223,28 @@ def test_the_conflict_queue_through_the_api(hub, sim, connection_id):
     status, _again = api.post(f"/conflicts/{conflict.id}/resolve", {"choice": "hub"})
     assert status == 409
     assert api.get("/conflicts/cf_01M89SMV29MKYFK38R89HYVJXB")[0] == 404
+
+
+def test_a_record_that_always_fails_lands_in_dead_letters_and_replays(hub, sim, connection_id):
+    from hub.app import create_app
+    from hub.services.apikeys import create_api_key
+    from tests.api.conftest import ApiClient
+
+    good = factories.customer(hub, "Anna Berg")
+    bad = factories.customer(hub, "Bo Dal", email="bo at example")
+    report = sync_out(hub, connection_id)
+    assert report.pushed == 1 and report.dead_lettered == 1  # the good one is not held back
+    api = ApiClient(create_app(hub=hub).test_client(), create_api_key("ops", hub.uow()).secret)
+    status, letters = api.get("/dead-letters", open="true")
+    [letter] = letters["data"]
+    assert letter["local_id"] == bad.id and "INVALID_EMAIL" in letter["reason"] + str(letter["request"])
+    assert sim.token not in str(letter)  # the request is scrubbed
+
+    customers.update_customer(customers.UpdateCustomer(bad.id, {"email": "bo@example.dk"}), hub.uow())
+    status, replayed = api.post(f"/dead-letters/{letter['id']}/replay")
+    assert status == 200 and replayed["replayed_at"]
+    assert push_changes(hub, connection_id, "customer").pushed == 1
+    assert remote_id_of(hub, bad.id) and remote_id_of(hub, good.id)
+    status, letters = api.get("/dead-letters", open="true")
+    assert letters["data"] == []
+    assert api.post(f"/dead-letters/{letter['id']}/replay")[0] == 409
