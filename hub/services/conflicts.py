@@ -18,7 +18,7 @@ from hub.domain.errors import InvalidRequest, NotFound, StateConflict
 from hub.services.connections import open_connector
 from hub.services.customers import UpdateCustomer, update_customer
 from hub.services.runtime import Runtime
-from hub.services.sync import PULLABLE, _save_link, load_mapping, local_values
+from hub.services.sync import PULLABLE, load_mapping, local_values, save_link
 from hub.store.models import Conflict, Link
 from mappings import plan_record
 
@@ -91,7 +91,7 @@ def resolve_conflict(cmd: ResolveConflict, hub: Runtime, actor: str) -> Conflict
             raise StateConflict(f"the remote side refused the resolved value: {result.error}")
     now = hub.clock.now()
     with hub.session_factory() as session, session.begin():
-        _save_link(
+        save_link(
             session,
             conflict.connection_id,
             conflict.object_type,

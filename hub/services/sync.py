@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from connectors.base import Connector, RemoteRecord, WriteItem
+from connectors.base import Connector, RemoteRecord, WriteItem, WriteResult
 from connectors.errors import ConnectorError, RetriableError
 from hub.domain.ids import new_id
 from hub.services.connections import open_connector
@@ -236,7 +236,7 @@ def push_changes(
             result = results[item.local_id]
             state = by_id[item.local_id]
             if result.ok and result.remote_id:
-                _save_link(
+                save_link(
                     session,
                     connection_id,
                     object_type,
@@ -262,7 +262,7 @@ def push_changes(
                 _failed(session, report, connection_id, object_type, state, item, result.error, now)
         for local_id, plan in plans.items():
             if local_id not in results and plan.fingerprints_changed and local_id in links:
-                _save_link(
+                save_link(
                     session,
                     connection_id,
                     object_type,
@@ -295,8 +295,6 @@ def _may_clash(mapping: Mapping, plan: Any) -> bool:
 def _write(connector: Connector, remote_object: str, items: list[WriteItem]) -> dict[str, Any]:
     if not items:
         return {}
-    from connectors.base import WriteResult
-
     try:
         results = connector.write_batch(remote_object, items)
     except ConnectorError as error:  # the whole batch failed (e.g. the vendor is down)
@@ -304,7 +302,7 @@ def _write(connector: Connector, remote_object: str, items: list[WriteItem]) -> 
     return {result.local_id: result for result in results}
 
 
-def _save_link(
+def save_link(
     session: Session,
     connection_id: str,
     object_type: str,
@@ -487,7 +485,7 @@ def pull_records(
         report.errors += [f"{k}: {results[k].error}" for k in failed]
     with hub.session_factory() as session, session.begin():
         for local_id, (record, plan) in plans.items():
-            _save_link(
+            save_link(
                 session,
                 connection_id,
                 object_type,
