@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -199,4 +199,5 @@ class DatabaseQueue:
 
     def pending(self) -> int:
         with self.session_factory() as session:
-            return len(list(session.scalars(select(JobRun.id).where(JobRun.status.in_([QUEUED, RUNNING])))))
+            waiting = select(func.count()).select_from(JobRun).where(JobRun.status.in_([QUEUED, RUNNING]))
+            return int(session.scalar(waiting) or 0)

@@ -90,8 +90,8 @@ def relay(hub: Hub, queue: Queue, batch_size: int = 500) -> RelayReport:
                     key = (connection_id, object_type, local_id)
                     wanted[key] = max(wanted.get(key, 0), message.event_id)
             message.relayed_at = now
-        for (connection_id, object_type, local_id), event_id in wanted.items():
-            _mark_dirty(session, connection_id, object_type, local_id, event_id, now)
+        _mark_dirty(session, wanted, now)
+        for connection_id, object_type, _local_id in wanted:
             jobs[push_job_id(connection_id, object_type)] = {
                 "connection_id": connection_id,
                 "object_type": object_type,
@@ -103,32 +103,41 @@ def relay(hub: Hub, queue: Queue, batch_size: int = 500) -> RelayReport:
     return report
 
 
-def _mark_dirty(
-    session: Any, connection_id: str, object_type: str, local_id: str, event_id: int, now: Any
-) -> None:
-    state = session.scalar(
-        select(SyncState)
-        .where(
-            SyncState.connection_id == connection_id,
-            SyncState.object_type == object_type,
-            SyncState.local_id == local_id,
-        )
-        .with_for_update()
-    )
-    if state is None:
-        session.add(
-            SyncState(
-                connection_id=connection_id,
-                object_type=object_type,
-                local_id=local_id,
-                wanted_event_id=event_id,
-                dirty_since=now,
-                attempts=0,
-                next_attempt_at=now,
+def _mark_dirty(session: Any, wanted: dict[tuple[str, str, str], int], now: Any) -> None:
+    """Upsert one sync state per record: one query per connection and object type, not per record."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for connection_id, object_type, local_id in wanted:
+        groups[(connection_id, object_type)].append(local_id)
+    for (connection_id, object_type), local_ids in groups.items():
+        existing = {
+            state.local_id: state
+            for state in session.scalars(
+                select(SyncState)
+                .where(
+                    SyncState.connection_id == connection_id,
+                    SyncState.object_type == object_type,
+                    SyncState.local_id.in_(local_ids),
+                )
+                .with_for_update()
             )
-        )
-    else:
-        state.wanted_event_id = max(state.wanted_event_id, event_id)
+        }
+        for local_id in local_ids:
+            event_id = wanted[(connection_id, object_type, local_id)]
+            state = existing.get(local_id)
+            if state is None:
+                session.add(
+                    SyncState(
+                        connection_id=connection_id,
+                        object_type=object_type,
+                        local_id=local_id,
+                        wanted_event_id=event_id,
+                        dirty_since=now,
+                        attempts=0,
+                        next_attempt_at=now,
+                    )
+                )
+            else:
+                state.wanted_event_id = max(state.wanted_event_id, event_id)
 
 
 def repair(hub: Hub, queue: Queue, older_than: timedelta) -> int:

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from hub.api.context import hub, uow
+from hub.api.context import fetch, hub, uow
 from hub.api.pagination import filtered, page
 from hub.api.schemas import (
     AttemptSchema,
@@ -205,8 +205,4 @@ class Payments(MethodView):
 @blp.response(200, PaymentSchema)
 def get_payment(payment_id: str) -> Payment:
     """Get a payment or refund"""
-    with hub().session_factory() as session:
-        found = session.get(Payment, payment_id)
-        if found is None:
-            raise NotFound(f"no payment {payment_id}")
-        return found
+    return fetch(Payment, payment_id, "payment")

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from hub.api.context import hub, uow
+from hub.api.context import fetch, hub, uow
 from hub.api.pagination import filtered, page
 from hub.api.schemas import (
     ActiveFilter,
@@ -21,19 +21,10 @@ from hub.api.schemas import (
     ProductUpdateSchema,
     page_of,
 )
-from hub.domain.errors import NotFound
 from hub.services import catalog
-from hub.store.models import Base, Coupon, Plan, Product
+from hub.store.models import Coupon, Plan, Product
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products, plans and coupons")
-
-
-def _get(model: type[Base], record_id: str, kind: str) -> Any:
-    with hub().session_factory() as session:
-        found = session.get(model, record_id)
-        if found is None:
-            raise NotFound(f"no {kind} {record_id}")
-        return found
 
 
 @blp.route("/products")
@@ -63,7 +54,7 @@ class ProductById(MethodView):
     @blp.response(200, ProductSchema)
     def get(self, product_id: str) -> Product:
         """Get a product"""
-        return _get(Product, product_id, "product")
+        return fetch(Product, product_id, "product")
 
     @blp.arguments(ProductUpdateSchema)
     @blp.response(200, ProductSchema)
@@ -96,7 +87,7 @@ class PlanById(MethodView):
     @blp.response(200, PlanSchema)
     def get(self, plan_id: str) -> Plan:
         """Get a plan"""
-        return _get(Plan, plan_id, "plan")
+        return fetch(Plan, plan_id, "plan")
 
     @blp.arguments(PlanUpdateSchema)
     @blp.response(200, PlanSchema)
@@ -132,7 +123,7 @@ class CouponById(MethodView):
     @blp.response(200, CouponSchema)
     def get(self, coupon_id: str) -> Coupon:
         """Get a coupon"""
-        return _get(Coupon, coupon_id, "coupon")
+        return fetch(Coupon, coupon_id, "coupon")
 
     @blp.arguments(CouponUpdateSchema)
     @blp.response(200, CouponSchema)

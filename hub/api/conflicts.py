@@ -9,11 +9,10 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from hub.api.context import actor, hub
+from hub.api.context import actor, fetch, hub
 from hub.api.fields import Ident, Text, Timestamp
 from hub.api.pagination import filtered, page
 from hub.api.schemas import CreatedRange, Strict, page_of
-from hub.domain.errors import NotFound
 from hub.services.conflicts import CHOICES, ResolveConflict, resolve_conflict
 from hub.store.models import Conflict
 
@@ -77,11 +76,7 @@ class Conflicts(MethodView):
 @blp.response(200, ConflictSchema)
 def get_conflict(conflict_id: str) -> Conflict:
     """One conflict with both values and when each side changed"""
-    with hub().session_factory() as session:
-        found = session.get(Conflict, conflict_id)
-        if found is None:
-            raise NotFound(f"no conflict {conflict_id}")
-        return found
+    return fetch(Conflict, conflict_id, "conflict")
 
 
 @blp.route("/<conflict_id>/resolve", methods=["POST"])

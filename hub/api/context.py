@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from flask import current_app, g
 
 from hub.bootstrap import Hub
+from hub.domain.errors import NotFound
 from hub.services.uow import UnitOfWork
+from hub.store.models import Base
+
+ModelT = TypeVar("ModelT", bound=Base)
 
 
 def hub() -> Hub:
@@ -19,3 +25,12 @@ def actor() -> str:
 
 def uow() -> UnitOfWork:
     return hub().uow(actor())
+
+
+def fetch(model: type[ModelT], record_id: Any, kind: str) -> ModelT:
+    """One record by primary key, or :class:`NotFound` naming what was asked for."""
+    with hub().session_factory() as session:
+        found = session.get(model, record_id)
+        if found is None:
+            raise NotFound(f"no {kind} {record_id}")
+        return found

@@ -8,10 +8,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from hub.api.context import hub, uow
+from hub.api.context import fetch, hub, uow
 from hub.api.pagination import filtered, page
 from hub.api.schemas import CustomerFilter, CustomerSchema, CustomerUpdateSchema, page_of
-from hub.domain.errors import NotFound
 from hub.services import customers
 from hub.store.models import Customer
 
@@ -40,11 +39,7 @@ class CustomerById(MethodView):
     @blp.response(200, CustomerSchema)
     def get(self, customer_id: str) -> Customer:
         """Get a customer"""
-        with hub().session_factory() as session:
-            customer = session.get(Customer, customer_id)
-            if customer is None:
-                raise NotFound(f"no customer {customer_id}")
-            return customer
+        return fetch(Customer, customer_id, "customer")
 
     @blp.arguments(CustomerUpdateSchema)
     @blp.response(200, CustomerSchema)

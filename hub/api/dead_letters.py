@@ -8,11 +8,10 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import select
 
-from hub.api.context import actor, hub
+from hub.api.context import actor, fetch, hub
 from hub.api.fields import Ident, Timestamp
 from hub.api.pagination import filtered, page
 from hub.api.schemas import CreatedRange, EmptySchema, page_of
-from hub.domain.errors import NotFound
 from hub.services.dead_letters import replay_dead_letter
 from hub.store.models import DeadLetter
 from jobs.relay import PUSH, push_job_id
@@ -60,11 +59,7 @@ def list_dead_letters(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, DeadLetterSchema)
 def get_dead_letter(dead_letter_id: str) -> DeadLetter:
     """One dead letter"""
-    with hub().session_factory() as session:
-        found = session.get(DeadLetter, dead_letter_id)
-        if found is None:
-            raise NotFound(f"no dead letter {dead_letter_id}")
-        return found
+    return fetch(DeadLetter, dead_letter_id, "dead letter")
 
 
 @blp.route("/<dead_letter_id>/replay", methods=["POST"])

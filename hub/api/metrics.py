@@ -29,18 +29,9 @@ class SeriesArgs(PeriodArgs):
     interval = fields.String(load_default="month", validate=validate.OneOf(("day", "week", "month")))
 
 
-class MovementsSchema(Schema):
-    new = fields.Integer()
-    expansion = fields.Integer()
-    contraction = fields.Integer()
-    churned = fields.Integer()
-    reactivation = fields.Integer()
-    paused = fields.Integer()
-    resumed = fields.Integer()
-    net = fields.Integer()
-
-
 class CountsSchema(Schema):
+    """One integer per movement kind (a count, or an amount in minor units)."""
+
     new = fields.Integer()
     expansion = fields.Integer()
     contraction = fields.Integer()
@@ -48,6 +39,10 @@ class CountsSchema(Schema):
     reactivation = fields.Integer()
     paused = fields.Integer()
     resumed = fields.Integer()
+
+
+class MovementsSchema(CountsSchema):
+    net = fields.Integer()
 
 
 class BucketSchema(Schema):

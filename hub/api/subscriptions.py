@@ -8,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from hub.api.context import hub, uow
+from hub.api.context import fetch, hub, uow
 from hub.api.pagination import filtered, page
 from hub.api.schemas import (
     ApplyCouponSchema,
@@ -21,7 +21,6 @@ from hub.api.schemas import (
     SubscriptionSchema,
     page_of,
 )
-from hub.domain.errors import NotFound
 from hub.services import payments
 from hub.services import subscriptions as subs
 from hub.store.models import Subscription
@@ -30,11 +29,7 @@ blp = Blueprint("subscriptions", __name__, url_prefix="/api/v1/subscriptions", d
 
 
 def _fetch(subscription_id: str) -> Subscription:
-    with hub().session_factory() as session:
-        found = session.get(Subscription, subscription_id)
-        if found is None:
-            raise NotFound(f"no subscription {subscription_id}")
-        return found
+    return fetch(Subscription, subscription_id, "subscription")
 
 
 def _settle(outcome: subs.Outcome) -> Subscription:
