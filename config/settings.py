@@ -104,6 +104,7 @@ class Settings:
     job_lease_seconds: int = 60
     job_time_limit_seconds: int = 900
     sync_repair_delay_seconds: int = 120
+    connector_timeout_seconds: int = 30
     redis_prefix: str = "abohub"
     log_level: str = "INFO"
     log_json: bool = False
@@ -133,6 +134,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "job_lease_seconds": _positive_int,
     "job_time_limit_seconds": _positive_int,
     "sync_repair_delay_seconds": _positive_int,
+    "connector_timeout_seconds": _positive_int,
     "redis_prefix": _key_prefix,
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
     "log_json": _bool,

@@ -5,8 +5,8 @@ Two contracts live here:
 * :class:`Connector`, the plug-in every external system implements (HubSpot,
   e-conomic, Xero, Stripe, an in-house system…): it declares its name, kind,
   config schema (secret fields marked), capabilities and object types, and
-  can check the connection, read changes since a cursor, read one record,
-  write a batch, archive, and verify and parse a webhook. The sync engine
+  can check the connection, read changes since a cursor, read one record
+  or several, write a batch, archive, and verify and parse a webhook. The sync engine
   drives it; a connector never imports the hub.
 * :class:`PaymentGateway`, the port billing needs from any payment gateway:
   charge an amount for an invoice and refund a payment, both idempotent by key.
@@ -196,6 +196,18 @@ class Connector(ABC):
     def read(self, object_type: str, remote_id: str) -> RemoteRecord | None:
         """One record, or None if it does not exist (or is archived)."""
 
+    def read_many(self, object_type: str, remote_ids: Sequence[str]) -> dict[str, RemoteRecord]:
+        """Several records by id; ids that do not exist (or are archived) are simply absent.
+
+        This default reads one at a time; a connector whose vendor has a batch read overrides it.
+        """
+        found = {}
+        for remote_id in dict.fromkeys(remote_ids):
+            record = self.read(object_type, remote_id)
+            if record is not None:
+                found[remote_id] = record
+        return found
+
     @abstractmethod
     def write_batch(self, object_type: str, items: Sequence[WriteItem]) -> list[WriteResult]:
         """Create, update or upsert; one result per item, in order; never raises for one bad item."""
@@ -203,6 +215,16 @@ class Connector(ABC):
     @abstractmethod
     def archive(self, object_type: str, remote_ids: Sequence[str]) -> list[WriteResult]:
         """Delete or archive, whichever the vendor offers."""
+
+    def associate(
+        self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]]
+    ) -> list[WriteResult]:
+        """Relate remote records, e.g. a deal to its contact: one result per (from id, to id), in order,
+        ``local_id`` the from id and ``remote_id`` the to id. Doing it again is harmless.
+
+        Only connectors with the ``associations`` capability implement it.
+        """
+        raise NotImplementedError(f"{self.name} cannot associate records")
 
     @abstractmethod
     def verify_webhook(
@@ -218,3 +240,8 @@ class Connector(ABC):
     def default_mappings(cls) -> list[dict[str, Any]]:
         """The mappings a new connection starts with (see ``mappings.schema``)."""
         return []
+
+    @classmethod
+    def mapping_templates(cls) -> dict[str, dict[str, Any]]:
+        """Named alternatives to a default mapping an admin may choose (e.g. customers as companies)."""
+        return {}

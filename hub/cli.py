@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import click
@@ -271,6 +274,522 @@ def keys_rotate() -> None:
     click.echo(f"re-encrypted {count} connection(s) with the newest key")
 
 
+# --- sync: connectors, connections, mappings, conflicts, dead letters ---------------------------------
+
+_DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
+@contextmanager
+def _explained() -> Iterator[None]:
+    """An error of ours as a ClickException that also lists each bad field (exit status 1)."""
+    try:
+        yield
+    except AbohubError as exc:
+        lines = [exc.message] + [f"  {name}: {'; '.join(problems)}" for name, problems in exc.fields.items()]
+        raise click.ClickException("\n".join(lines)) from None
+
+
+def _json_option(function: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(function)
+
+
+def _read_json(source: str) -> Any:
+    """A JSON document from a file, or from standard input when SOURCE is -."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {source}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{source} is not JSON: {exc}") from None
+
+
+def _config_from(source: str | None, pairs: tuple[str, ...]) -> dict[str, Any] | None:
+    """--config FILE (a JSON object) and --set NAME=VALUE pairs (values parsed as JSON when they are)."""
+    if source is None and not pairs:
+        return None
+    config = _read_json(source) if source else {}
+    if not isinstance(config, dict):
+        raise click.BadParameter("the config must be a JSON object", param_hint="--config")
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--set")
+        try:
+            config[name.strip()] = json.loads(value)
+        except ValueError:
+            config[name.strip()] = value
+    return config
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment else "never"
+
+
+@main.group()
+def connectors() -> None:
+    """Installed connector plug-ins."""
+
+
+@connectors.command("list")
+@_json_option
+def connectors_list(as_json: bool) -> None:
+    """Installed connectors: kind, object types and directions, config fields."""
+    from hub.services.connection_status import installed_connectors
+
+    found = installed_connectors()
+    if as_json:
+        _echo_json(found)
+        return
+    for connector in found:
+        click.echo(f"{connector['name']}  {connector['title']} ({connector['kind']})")
+        for one in connector["object_types"]:
+            click.echo(f"  {one['name']} ↔ {one['local']}: {', '.join(one['directions'])}")
+        for option in connector["config"]:
+            marks = [m for m in ("required", "secret") if option[m]]
+            click.echo(
+                f"  config {option['name']} ({option['type']}{', ' if marks else ''}{', '.join(marks)})"
+            )
+
+
+@main.group()
+def connections() -> None:
+    """Connections: configured connectors, their health, a connection test."""
+
+
+def _connection_dict(view: Any, base_url: str) -> dict[str, Any]:
+    return {**asdict(view), "webhook_url": base_url.rstrip("/") + view.webhook_path}
+
+
+def _show_connection(view: Any, base_url: str) -> None:
+    health = view.health
+    state = "enabled" if view.enabled else "disabled"
+    click.echo(f"{view.id}  {view.name}  ({view.connector}, {state})")
+    click.echo(f"  webhook URL:  {base_url.rstrip('/')}{view.webhook_path}")
+    click.echo(f"  mappings:     {', '.join(view.object_types) or 'none'}")
+    click.echo(
+        f"  linked:       {health.linked} (last push {_when(health.last_pushed_at)}, "
+        f"last pull {_when(health.last_pulled_at)})"
+    )
+    click.echo(f"  pending:      {health.pending} ({health.retrying} retrying)")
+    click.echo(f"  conflicts:    {health.open_conflicts} open")
+    click.echo(f"  dead letters: {health.open_dead_letters} unresolved")
+    for name, value in view.config.items():
+        click.echo(f"  config {name} = {value}")
+
+
+def _view(connection_id: str) -> Any:
+    from hub.services.connection_status import view_connection
+
+    with _hub().session_factory() as session:
+        return view_connection(session, _hub().settings, connection_id)
+
+
+_base_url_option = click.option(
+    "--base-url", default=_DEFAULT_BASE_URL, show_default=True, help="Where Abohub is served (webhook URLs)."
+)
+
+
+@connections.command("list")
+@_base_url_option
+@_json_option
+def connections_list(base_url: str, as_json: bool) -> None:
+    """Every connection with its health."""
+    from sqlalchemy import select
+
+    from hub.services.connection_status import view_connections
+    from hub.store.models import Connection
+
+    with _hub().session_factory() as session:
+        rows = list(session.scalars(select(Connection).order_by(Connection.created_at)))
+        views = view_connections(session, _hub().settings, rows)
+    if as_json:
+        _echo_json([_connection_dict(view, base_url) for view in views])
+        return
+    if not views:
+        click.echo("no connections (create one with `abohub connections create`)")
+    for view in views:
+        h = view.health
+        click.echo(
+            f"{view.id}  {view.connector:<10} {'on ' if view.enabled else 'off'}  {view.name}  "
+            f"linked {h.linked}, pending {h.pending}, conflicts {h.open_conflicts}, "
+            f"dead letters {h.open_dead_letters}"
+        )
+
+
+@connections.command("show")
+@click.argument("connection_id")
+@_base_url_option
+@_json_option
+def connections_show(connection_id: str, base_url: str, as_json: bool) -> None:
+    """One connection: config (secrets as ***), webhook URL, mappings, health."""
+    with _explained():
+        view = _view(connection_id)
+    if as_json:
+        _echo_json(_connection_dict(view, base_url))
+    else:
+        _show_connection(view, base_url)
+
+
+_config_options = [
+    click.option("--config", "config_file", help="A JSON file with the config (- reads standard input)."),
+    click.option(
+        "--set", "pairs", multiple=True, metavar="NAME=VALUE", help="One config field (repeatable)."
+    ),
+]
+
+
+def _with_config_options(function: Any) -> Any:
+    for option in reversed(_config_options):
+        function = option(function)
+    return function
+
+
+@connections.command("create")
+@click.option("--connector", required=True, help="An installed connector, e.g. hubspot.")
+@click.option("--name", required=True, help="A name for people.")
+@_with_config_options
+@_base_url_option
+@_json_option
+def connections_create(
+    connector: str, name: str, config_file: str | None, pairs: tuple[str, ...], base_url: str, as_json: bool
+) -> None:
+    """Configure a connection; the connector validates the config, stored encrypted."""
+    from hub.services.connections import CreateConnection, create_connection
+
+    config = _config_from(config_file, pairs) or {}
+    with _explained():
+        created = create_connection(CreateConnection(connector, name, config), _hub().uow("cli"))
+        view = _view(created.id)
+    if as_json:
+        _echo_json(_connection_dict(view, base_url))
+    else:
+        _show_connection(view, base_url)
+
+
+def _update(connection_id: str, **changes: Any) -> Any:
+    from hub.services.connections import UpdateConnection, update_connection
+
+    with _explained():
+        update_connection(UpdateConnection(connection_id, merge=True, **changes), _hub().uow("cli"))
+        return _view(connection_id)
+
+
+@connections.command("update")
+@click.argument("connection_id")
+@click.option("--name", help="A new name.")
+@_with_config_options
+@_base_url_option
+@_json_option
+def connections_update(
+    connection_id: str,
+    name: str | None,
+    config_file: str | None,
+    pairs: tuple[str, ...],
+    base_url: str,
+    as_json: bool,
+) -> None:
+    """Change the name or config fields; every field left out keeps its value."""
+    config = _config_from(config_file, pairs)
+    if name is None and config is None:
+        raise click.UsageError("give --name, --config or --set")
+    view = _update(connection_id, name=name, config=config)
+    if as_json:
+        _echo_json(_connection_dict(view, base_url))
+    else:
+        _show_connection(view, base_url)
+
+
+@connections.command("enable")
+@click.argument("connection_id")
+def connections_enable(connection_id: str) -> None:
+    """Sync through this connection again."""
+    _update(connection_id, enabled=True)
+    click.echo(f"enabled {connection_id}")
+
+
+@connections.command("disable")
+@click.argument("connection_id")
+def connections_disable(connection_id: str) -> None:
+    """Stop marking changes for this connection (nothing is lost; enable to resume)."""
+    _update(connection_id, enabled=False)
+    click.echo(f"disabled {connection_id}")
+
+
+@connections.command("test")
+@click.argument("connection_id")
+@_json_option
+def connections_test(connection_id: str, as_json: bool) -> None:
+    """Try the connection now; exits 1 when it does not work."""
+    from hub.services.connection_status import check_connection
+
+    with _explained():
+        result = check_connection(_hub().uow("cli"), connection_id)
+    if as_json:
+        _echo_json(asdict(result))
+    elif result.ok:
+        click.echo(f"ok ({result.duration_ms} ms)")
+    if not result.ok:
+        retry = " (temporary: try again later)" if result.retriable else ""
+        raise click.ClickException(f"{result.error_type}: {result.message}{retry}")
+
+
+@connections.command("delete")
+@click.argument("connection_id")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+def connections_delete(connection_id: str, yes: bool) -> None:
+    """Delete a disabled connection with its mappings, links, conflicts and dead letters."""
+    from hub.services.connections import delete_connection
+
+    if not yes:
+        click.confirm(f"Delete {connection_id} and everything synced through it?", abort=True)
+    with _explained():
+        delete_connection(_hub().uow("cli"), connection_id)
+    click.echo(f"deleted {connection_id}")
+
+
+@main.group()
+def mappings() -> None:
+    """Field mappings of a connection: show, validate, set, preview on a record."""
+
+
+@mappings.command("list")
+@click.argument("connection_id")
+def mappings_list(connection_id: str) -> None:
+    """The connection's mappings, with their fields."""
+    from hub.services.mappings import list_mappings
+
+    with _explained(), _hub().session_factory() as session:
+        found = list_mappings(session, connection_id)
+    for one in found:
+        click.echo(f"{one.object_type} ↔ {one.remote_object}  (version {one.version})")
+        for line in one.summary:
+            click.echo(f"  {line}")
+
+
+@mappings.command("show")
+@click.argument("connection_id")
+@click.argument("object_type")
+def mappings_show(connection_id: str, object_type: str) -> None:
+    """The stored definition as JSON (edit it, then `abohub mappings set`)."""
+    from hub.services.mappings import get_mapping
+
+    with _explained(), _hub().session_factory() as session:
+        _echo_json(get_mapping(session, connection_id, object_type).definition)
+
+
+@mappings.command("validate")
+@click.argument("connection_id")
+@click.argument("object_type")
+@click.argument("source", metavar="FILE")
+def mappings_validate(connection_id: str, object_type: str, source: str) -> None:
+    """Check a definition (FILE, or - for standard input) without saving; exits 1 when invalid."""
+    from hub.services.mappings import SaveMapping, check_mapping
+
+    definition = _read_json(source)
+    with _explained(), _hub().session_factory() as session:
+        checked = check_mapping(session, SaveMapping(connection_id, object_type, definition))
+    click.echo("valid")
+    for line in checked.summary:
+        click.echo(f"  {line}")
+    if checked.changes_pushed_fields:
+        click.echo(
+            f"saving changes what is pushed: {checked.would_requeue} linked record(s) would be pushed again"
+        )
+
+
+@mappings.command("set")
+@click.argument("connection_id")
+@click.argument("object_type")
+@click.argument("source", metavar="FILE")
+def mappings_set(connection_id: str, object_type: str, source: str) -> None:
+    """Validate and save a definition (FILE, or -); linked records are pushed again if it changes them."""
+    from hub.services.mappings import SaveMapping, save_mapping
+    from jobs.relay import PUSH, push_job_id
+    from jobs.runtime import make_queue
+
+    definition = _read_json(source)
+    with _explained():
+        saved = save_mapping(SaveMapping(connection_id, object_type, definition), _hub().uow("cli"))
+    if not saved.changed:
+        click.echo(f"unchanged (version {saved.mapping.version})")
+        return
+    click.echo(f"saved {object_type} mapping, version {saved.mapping.version}")
+    if saved.requeued:
+        make_queue(_hub()).enqueue(
+            PUSH,
+            {"connection_id": connection_id, "object_type": object_type},
+            push_job_id(connection_id, object_type),
+        )
+        click.echo(f"{saved.requeued} linked record(s) queued to be pushed again")
+
+
+@mappings.command("preview")
+@click.argument("connection_id")
+@click.argument("object_type")
+@click.argument("local_id")
+@click.option("--file", "source", help="A candidate definition to try (- reads standard input).")
+@_json_option
+def mappings_preview(
+    connection_id: str, object_type: str, local_id: str, source: str | None, as_json: bool
+) -> None:
+    """The mapping applied to LOCAL_ID, against the linked remote record; writes nothing."""
+    from hub.services.mappings import PreviewMapping, preview_mapping
+
+    definition = _read_json(source) if source else None
+    with _explained():
+        preview = preview_mapping(
+            PreviewMapping(connection_id, object_type, local_id, definition), _hub(), "cli"
+        )
+    if as_json:
+        _echo_json(asdict(preview))
+        return
+    click.echo(f"{object_type} {local_id} through the {preview.mapping} mapping:")
+    for name, value in preview.properties.items():
+        click.echo(f"  {name} = {json.dumps(value, ensure_ascii=False)}")
+    for error in preview.errors:
+        click.echo(f"  {error['field']}: FAILS: {error['message']}")
+    if not preview.linked:
+        click.echo("not linked: a push would create the remote record")
+        return
+    click.echo(f"linked to {preview.remote_id}")
+    if preview.remote_error:
+        click.echo(f"  remote record not read: {preview.remote_error['message']}")
+    for diff in preview.differences:
+        click.echo(f"  differs {diff['remote_field']}: hub {diff['hub']!r}, remote {diff['remote']!r}")
+    sync = preview.sync
+    click.echo(f"a sync now would push {json.dumps(sync['push'], ensure_ascii=False)}")
+    click.echo(f"a pull now would apply {json.dumps(sync['apply'], ensure_ascii=False)}")
+    for conflict in sync["conflicts"]:
+        click.echo(f"  conflict on {conflict['field']}: {conflict['reason']}")
+
+
+@main.group()
+def conflicts() -> None:
+    """Fields both sides changed differently, held for a person."""
+
+
+@conflicts.command("list")
+@click.option("--status", type=click.Choice(["open", "resolved", "all"]), default="open", show_default=True)
+@click.option("--connection", "connection_id", help="Only this connection.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@_json_option
+def conflicts_list(status: str, connection_id: str | None, limit: int, as_json: bool) -> None:
+    """The conflict queue, newest first."""
+    from sqlalchemy import select
+
+    from hub.services.snapshot import snapshot
+    from hub.store.models import Conflict
+
+    query = select(Conflict).order_by(Conflict.created_at.desc(), Conflict.id.desc()).limit(limit)
+    if status != "all":
+        query = query.where(Conflict.status == status)
+    if connection_id:
+        query = query.where(Conflict.connection_id == connection_id)
+    with _hub().session_factory() as session:
+        rows = list(session.scalars(query))
+        if as_json:
+            _echo_json([snapshot(row) for row in rows])
+            return
+    if not rows:
+        click.echo(f"no {'' if status == 'all' else status + ' '}conflicts")
+    for row in rows:
+        click.echo(
+            f"{row.id}  {row.status:<8} {row.object_type} {row.local_id}  {row.field}: "
+            f"hub {json.dumps(row.hub_value, ensure_ascii=False)} / "
+            f"remote {json.dumps(row.remote_value, ensure_ascii=False)}"
+        )
+
+
+@conflicts.command("resolve")
+@click.argument("conflict_id")
+@click.option("--use", "choice", type=click.Choice(["hub", "remote", "value"]), required=True)
+@click.option("--value", "pairs", multiple=True, metavar="FIELD=VALUE", help="With --use value (repeatable).")
+def conflicts_resolve(conflict_id: str, choice: str, pairs: tuple[str, ...]) -> None:
+    """Keep the hub's value, take the remote's, or set another; the result syncs both ways."""
+    from hub.services.conflicts import ResolveConflict, resolve_conflict
+
+    if choice == "value" and not pairs:
+        raise click.UsageError("--use value needs --value FIELD=VALUE")
+    if choice != "value" and pairs:
+        raise click.UsageError("--value goes with --use value")
+    value = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{pair!r} is not FIELD=VALUE", param_hint="--value")
+        value[name.strip()] = text
+    with _explained():
+        resolved = resolve_conflict(ResolveConflict(conflict_id, choice, value or None), _hub(), "cli")
+    value_now = json.dumps(resolved.resolved_value, ensure_ascii=False)
+    click.echo(f"resolved {resolved.id} ({resolved.field}): {value_now}")
+
+
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """Sync work that failed for good: see why, and send it again."""
+
+
+@dead_letters.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Resolved ones too.")
+@click.option("--connection", "connection_id", help="Only this connection.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@_json_option
+def dead_letters_list(show_all: bool, connection_id: str | None, limit: int, as_json: bool) -> None:
+    """Failed work, newest first, with the reason (requests are scrubbed of secrets)."""
+    from sqlalchemy import select
+
+    from hub.services.snapshot import snapshot
+    from hub.store.models import DeadLetter
+
+    query = select(DeadLetter).order_by(DeadLetter.created_at.desc(), DeadLetter.id.desc()).limit(limit)
+    if not show_all:
+        query = query.where(DeadLetter.resolved_at.is_(None))
+    if connection_id:
+        query = query.where(DeadLetter.connection_id == connection_id)
+    with _hub().session_factory() as session:
+        rows = list(session.scalars(query))
+        if as_json:
+            _echo_json([snapshot(row) for row in rows])
+            return
+    if not rows:
+        click.echo("no dead letters" if show_all else "no unresolved dead letters")
+    for row in rows:
+        state = "resolved" if row.resolved_at else "replayed" if row.replayed_at else "open"
+        click.echo(
+            f"{row.id}  {state:<8} {row.operation} {row.object_type} {row.local_id or '-'}  "
+            f"after {row.attempts} attempt(s): {row.reason[:200]}"
+        )
+
+
+@dead_letters.command("replay")
+@click.argument("dead_letter_ids", nargs=-1, required=True)
+def dead_letters_replay(dead_letter_ids: tuple[str, ...]) -> None:
+    """Send the records again (their current state); each resolves once a push goes through."""
+    from hub.services.dead_letters import replay_dead_letter
+    from jobs.relay import PUSH, push_job_id
+    from jobs.runtime import make_queue
+
+    queue = make_queue(_hub())
+    failed = 0
+    for dead_letter_id in dead_letter_ids:
+        try:
+            letter = replay_dead_letter(dead_letter_id, _hub(), "cli")
+        except AbohubError as exc:
+            click.echo(f"{dead_letter_id}: {exc.message}", err=True)
+            failed += 1
+            continue
+        queue.enqueue(
+            PUSH,
+            {"connection_id": letter.connection_id, "object_type": letter.object_type},
+            push_job_id(letter.connection_id, letter.object_type),
+        )
+        click.echo(f"replaying {letter.id} ({letter.object_type} {letter.local_id})")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(dead_letter_ids)} could not be replayed")
+
+
 # --- billing ----------------------------------------------------------------------
 
 
@@ -332,6 +851,75 @@ def metrics(start: str | None, end: str | None, interval: str, currency: str | N
             f"{moved.churned:>10}{bucket.customer_churn_rate or '-':>12}"
             f"{bucket.net_revenue_retention or '-':>8}"
         )
+
+
+# --- sync ---------------------------------------------------------------------------
+
+
+@main.group()
+def sync() -> None:
+    """Two-way sync with the connections."""
+
+
+@sync.command("reconcile")
+@click.argument("connection")
+@click.option("--dry-run", is_flag=True, help="Compare and report what would change; change nothing.")
+@click.option(
+    "--object-type", "object_types", multiple=True, help="Only this object type (repeatable); default: all."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def sync_reconcile(connection: str, dry_run: bool, object_types: tuple[str, ...], as_json: bool) -> None:
+    """Compare every record of the hub and CONNECTION (id or name), link, repair and report.
+
+    Exits 1 when some records failed (their reasons are listed).
+    """
+    from hub.services.reconcile import find_connection, reconcile
+
+    hub = _hub()
+    report = reconcile(hub, find_connection(hub, connection), dry_run=dry_run, object_types=object_types)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        click.echo(_reconcile_table(report))
+    if report.failed:
+        sys.exit(1)
+
+
+def _reconcile_table(report: Any) -> str:
+    objects = report.objects
+    keys = sorted({key for one in objects for key in one.linked_by_key})
+    rows: list[tuple[str, list[int]]] = [
+        ("remote records seen", [o.remote_seen for o in objects]),
+        ("local records seen", [o.local_seen for o in objects]),
+        ("already linked", [o.already_linked for o in objects]),
+        *[(f"linked by {key}", [o.linked_by_key.get(key, 0) for o in objects]) for key in keys],
+        ("created remotely", [o.created_remotely for o in objects]),
+        ("updated remotely", [o.updated_remotely for o in objects]),
+        ("updated locally", [o.updated_locally for o in objects]),
+        ("conflicts raised", [o.conflicts_raised for o in objects]),
+        ("conflicts still open", [o.conflicts_open for o in objects]),
+        ("remote only, left alone", [o.remote_only for o in objects]),
+        ("remote deletions", [o.remote_deleted for o in objects]),
+        ("failed", [o.failed for o in objects]),
+    ]
+    heads = [f"{o.object_type} ↔ {o.remote_object}" for o in objects]
+    label = max(len(name) for name, _ in rows)
+    widths = [max(len(head), 8) for head in heads]
+    lines = [
+        f"Reconcile of {report.connection_id}{' (dry run: nothing was changed)' if report.dry_run else ''}",
+        " " * label + "".join(f"  {head:>{width}}" for head, width in zip(heads, widths, strict=True)),
+    ]
+    for name, values in rows:
+        cells = "".join(f"  {value:>{width}}" for value, width in zip(values, widths, strict=True))
+        lines.append(f"{name:<{label}}{cells}")
+    verb = "would make" if report.dry_run else "made"
+    lines.append(f"{verb} {report.changes} change(s), {report.failed} failure(s), in {report.seconds:.1f} s")
+    for one in objects:
+        for reason in one.failures:
+            lines.append(f"  {one.object_type}: {reason}")
+        if one.failed > len(one.failures):
+            lines.append(f"  {one.object_type}: … and {one.failed - len(one.failures)} more")
+    return "\n".join(lines)
 
 
 # --- demo ---------------------------------------------------------------------------

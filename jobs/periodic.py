@@ -46,11 +46,12 @@ def relay_outbox(hub: Hub) -> dict[str, int]:
 
 @job("repair_sync_states")
 def repair_sync_states(hub: Hub) -> int:
-    """Queue again the dirty records whose push is overdue (lost job, dead worker, Redis restart)."""
+    """Queue push jobs for records whose retry is due, and again for overdue ones (lost job, dead
+    worker, Redis restart)."""
     delay = timedelta(seconds=hub.settings.sync_repair_delay_seconds)
     count = relay.repair(hub, make_queue(hub), older_than=delay)
     if count:
-        log.warning("repair queued %d overdue sync job(s) again", count)
+        log.info("repair queued %d push job(s) for due retries or overdue records", count)
     return count
 
 

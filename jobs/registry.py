@@ -14,7 +14,7 @@ from typing import Any
 JobFunction = Callable[..., Any]
 
 _JOBS: dict[str, JobFunction] = {}
-JOB_MODULES = ("jobs.sync_jobs", "jobs.periodic")
+JOB_MODULES = ("jobs.sync_jobs", "jobs.periodic", "jobs.reconcile_jobs")
 
 
 def job(name: str) -> Callable[[JobFunction], JobFunction]:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from hub.bootstrap import Hub
-from hub.store.models import Connection, Event, Mapping, OutboxMessage, SyncState
+from hub.store.models import Connection, Event, Mapping, OutboxMessage, Subscription, SyncState
 from jobs.queue import Queue
 
 PUSH = "push_changes"
@@ -34,6 +34,23 @@ def _touched(aggregate_type: str, aggregate_id: str, customer_id: str | None) ->
     if aggregate_type in ("subscription", "invoice", "payment", "credit_note") and customer_id:
         touched.append(("customer", customer_id))
     return touched
+
+
+def _dependents(session: Any, rows: list[Any]) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """Subscriptions whose remote copies show their customer's or plan's data (a deal's name shows
+    both): a renamed customer or plan touches them too. One query per kind, not per row."""
+    ids: dict[str, set[str]] = defaultdict(set)
+    for message, _customer_id in rows:
+        if message.aggregate_type in ("customer", "plan"):
+            ids[message.aggregate_type].add(message.aggregate_id)
+    found: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for kind, column in (("customer", Subscription.customer_id), ("plan", Subscription.plan_id)):
+        if ids[kind]:
+            for subscription_id, owner_id in session.execute(
+                select(Subscription.id, column).where(column.in_(ids[kind]))
+            ):
+                found[(kind, owner_id)].append(("subscription", subscription_id))
+    return found
 
 
 def push_job_id(connection_id: str, object_type: str) -> str:
@@ -83,9 +100,12 @@ def relay(hub: Hub, queue: Queue, batch_size: int = 500) -> RelayReport:
         if not rows:
             return report
         targets = pushing_mappings(session)
+        dependents = _dependents(session, rows) if "subscription" in targets else {}
         wanted: dict[tuple[str, str, str], int] = {}
         for message, customer_id in rows:
-            for object_type, local_id in _touched(message.aggregate_type, message.aggregate_id, customer_id):
+            touched = _touched(message.aggregate_type, message.aggregate_id, customer_id)
+            touched += dependents.get((message.aggregate_type, message.aggregate_id), [])
+            for object_type, local_id in touched:
                 for connection_id in targets.get(object_type, []):
                     key = (connection_id, object_type, local_id)
                     wanted[key] = max(wanted.get(key, 0), message.event_id)
@@ -141,13 +161,17 @@ def _mark_dirty(session: Any, wanted: dict[tuple[str, str, str], int], now: Any)
 
 
 def repair(hub: Hub, queue: Queue, older_than: timedelta) -> int:
-    """Enqueue again every dirty record whose work is due and has waited longer than ``older_than``."""
+    """Enqueue push jobs for due work no job is known to hold: records whose retry time has come
+    (after a failure nothing else queues them) and first attempts waiting longer than ``older_than``
+    (their job was lost: a crash after the commit, a dead worker, a Redis restart)."""
     now = hub.clock.now()
+    retry_due = and_(SyncState.attempts > 0, SyncState.next_attempt_at <= now)
+    overdue = SyncState.next_attempt_at <= now - older_than
     with hub.session_factory() as session:
         stale = list(
             session.execute(
                 select(SyncState.connection_id, SyncState.object_type)
-                .where(SyncState.next_attempt_at <= now - older_than)
+                .where(or_(retry_due, overdue))
                 .distinct()
             )
         )

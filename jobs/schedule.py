@@ -59,10 +59,16 @@ class Periodic:
 
 SCHEDULE: tuple[Periodic, ...] = (
     Periodic("relay_outbox", "relay_outbox", timedelta(seconds=5)),
-    Periodic("repair_sync_states", "repair_sync_states", timedelta(minutes=1)),
+    Periodic("repair_sync_states", "repair_sync_states", timedelta(seconds=15)),
     Periodic("poll_connections", "poll_connections", timedelta(minutes=1)),
     Periodic("run_billing", "run_billing", timedelta(hours=1), queue="long"),
-    # The nightly reconcile joins here once `reconcile_connections` exists (sync-engine issue).
+    Periodic(
+        "reconcile_connections",
+        "reconcile_connections",
+        timedelta(days=1),
+        offset=timedelta(hours=2),  # nightly, at 02:00 UTC
+        queue="long",
+    ),
 )
 
 

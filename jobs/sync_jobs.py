@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from hub.services.connections import open_connector
 from hub.services.runtime import Runtime
-from hub.services.sync import SyncReport, actor, pull_records, push_changes
+from hub.services.sync import SyncReport, actor, forget_remote_records, pull_records, push_changes
 from hub.store.models import Connection, Mapping, SyncCursor, WebhookReceipt
 from jobs.registry import job
 from jobs.relay import PUSH, push_job_id
@@ -39,7 +39,12 @@ def push_job(hub: Runtime, connection_id: str, object_type: str, **_: Any) -> di
 
 @job("process_webhooks")
 def process_webhooks(hub: Runtime, connection_id: str, **_: Any) -> dict[str, Any]:
-    """Re-read each record the stored events name (events are hints, the record is the truth), then pull."""
+    """Re-read each record the stored events name (events are hints, the record is the truth), then pull.
+
+    A record that can no longer be read is gone, whatever the event said (a deletion, or a change followed
+    by one): its link is dropped and the hub's record kept (:func:`forget_remote_records`). A record deleted
+    and then restored reads back, so it stays linked and is pulled like any change.
+    """
     with hub.session_factory() as session:
         receipts = list(
             session.scalars(
@@ -50,27 +55,29 @@ def process_webhooks(hub: Runtime, connection_id: str, **_: Any) -> dict[str, An
             )
         )
     if not receipts:
-        return SyncReport().__dict__
+        return {**SyncReport().__dict__, "remote_deleted": 0}
     connector = open_connector(hub.uow(actor(connection_id)), connection_id)
     wanted: dict[str, set[str]] = {}
     for receipt in receipts:
         payload = receipt.payload
-        if payload.get("action") != "deleted":
-            wanted.setdefault(payload["object_type"], set()).add(str(payload["remote_id"]))
+        wanted.setdefault(payload["object_type"], set()).add(str(payload["remote_id"]))
     total = SyncReport()
+    unlinked = 0
     for remote_object, remote_ids in wanted.items():
-        records = [record for rid in sorted(remote_ids) if (record := connector.read(remote_object, rid))]
-        report = pull_records(hub, connection_id, remote_object, records, connector)
+        found = connector.read_many(remote_object, sorted(remote_ids))
+        report = pull_records(hub, connection_id, remote_object, list(found.values()), connector)
         for name in ("pulled", "pushed", "unchanged", "conflicts", "linked"):
             setattr(total, name, getattr(total, name) + getattr(report, name))
         total.errors += report.errors
+        gone = sorted(remote_ids - set(found))
+        unlinked += len(forget_remote_records(hub, connection_id, remote_object, gone, found_by="webhook"))
     with hub.session_factory() as session, session.begin():
         session.execute(
             update(WebhookReceipt)
             .where(WebhookReceipt.id.in_([r.id for r in receipts]))
             .values(processed_at=hub.clock.now())
         )
-    return total.__dict__
+    return {**total.__dict__, "remote_deleted": unlinked}
 
 
 @job("poll_connections")

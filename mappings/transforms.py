@@ -334,6 +334,18 @@ def join_name(value: Any, /) -> str:
     return " ".join(words)
 
 
+@register("join_text", params={"separator": fields.String(validate=validate.Length(min=1))})
+def join_text(value: Any, /, *, separator: str = " ") -> str:
+    """Text parts → one text: the non-empty parts, trimmed, joined by ``separator`` (a space by default).
+
+    ["Pro", "Karen Jensen"] with " — " → "Pro — Karen Jensen"; an empty part is left out with its separator.
+    """
+    if not isinstance(value, list | tuple):
+        raise _Fail(f"expected a list of text parts, got {_kind(value)}")
+    parts = [_text(one).strip() for one in value if one is not None]
+    return separator.join(part for part in parts if part)
+
+
 # --- money and numbers ----------------------------------------------------------------------------------
 
 
@@ -369,6 +381,24 @@ def decimal_to_minor(value: Any, /, *, currency: str) -> int | None:
     if minor != minor.to_integral_value():
         raise _Fail(f"more decimals than {currency} has ({digits}); amounts are never rounded")
     return int(minor)
+
+
+@register("money_to_decimal")
+def money_to_decimal(value: Any, /) -> str | None:
+    """[minor units, currency] → a decimal string in that currency's precision: [12345, "EUR"] → "123.45".
+
+    For amounts in the record's own currency (a EUR customer's MRR), where ``minor_to_decimal`` would
+    fix one currency for every record. No amount is no value; a missing or unknown currency is an error,
+    never a guess. It has no inverse: a decimal alone does not say which currency it was in.
+    """
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise _Fail("expected [amount in minor units, currency]")
+    amount, currency = value
+    if _is_empty(amount):
+        return None
+    if not isinstance(currency, str) or not is_currency(currency):
+        raise _Fail(f"{currency!r} is not an ISO 4217 currency code")
+    return to_decimal_string(_integer(amount), currency)
 
 
 @register("int_to_string", inverse=_inverse_named("string_to_int"))

@@ -1,4 +1,4 @@
-"""The HubSpot connector (CRM): contacts ↔ customers, deals ↔ subscriptions.
+"""The HubSpot connector (CRM): contacts (or companies) ↔ customers, deals ↔ subscriptions.
 
 What it relies on (see the vendor facts):
 
@@ -17,7 +17,11 @@ What it relies on (see the vendor facts):
 * private-app tokens, or OAuth with refresh (refreshed tokens go back to the
   hub through ``context.save_credentials`` to be stored encrypted);
 * rate limits: a shared token bucket at the private-app burst (190 per 10 s)
-  and a separate one for search (4 per second).
+  and a separate one for search (4 per second);
+* associations (v4): a deal is related to its contact or company with HubSpot's
+  unlabeled association type (deal→contact 3, deal→company 341) through
+  ``batch/create``, which answers 207 naming the inputs whose records do not exist;
+  associating a pair that is already associated changes nothing.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from connectors.base import (
     WriteItem,
     WriteResult,
 )
-from connectors.errors import ConnectorError, FatalError, NotFound
+from connectors.errors import ConnectorError, FatalError, MalformedResponse, NotFound, RetriableError
 from connectors.http import HttpClient, HttpPolicy
 from connectors.ratelimit import make_bucket
 
@@ -61,20 +65,43 @@ MODIFIED = {
     "companies": "hs_lastmodifieddate",
     "deals": "hs_lastmodifieddate",
 }
+ASSOCIATION_BATCH = 1_000  # batch read's documented cap; create's (2,000) is only a third-party figure
+ASSOCIATION_READ_PAGE = 500
+# HubSpot's unlabeled (HUBSPOT_DEFINED) association type per direction.
+ASSOCIATION_TYPES = {
+    ("deals", "contacts"): 3,
+    ("contacts", "deals"): 4,
+    ("deals", "companies"): 341,
+    ("companies", "deals"): 342,
+    ("contacts", "companies"): 279,
+    ("companies", "contacts"): 280,
+}
 SUBSCRIPTION_TYPES = {"contact": "contacts", "company": "companies", "deal": "deals"}
 ACTIONS = {"creation": "created", "propertyChange": "updated", "deletion": "deleted", "restore": "updated"}
 
 # Custom properties the connector creates on setup: (object, name, label, type, field type).
 CUSTOM_PROPERTIES = [
-    *[(obj, UPSERT_KEY, "Abohub id", "string", "text") for obj in ("contacts", "deals")],
+    *[(obj, UPSERT_KEY, "Abohub id", "string", "text") for obj in ("contacts", "companies", "deals")],
     ("contacts", "abohub_status", "Abohub status", "string", "text"),
     ("contacts", "abohub_plan", "Abohub plan", "string", "text"),
     ("contacts", "abohub_mrr", "Abohub MRR", "number", "number"),
-    ("contacts", "abohub_ltv", "Abohub LTV", "number", "number"),
+    ("contacts", "abohub_ltv", "Abohub LTV (net revenue to date)", "number", "number"),
+    ("contacts", "abohub_currency", "Abohub currency", "string", "text"),
     ("contacts", "abohub_vat_number", "VAT number", "string", "text"),
+    ("companies", "abohub_status", "Abohub status", "string", "text"),
+    ("companies", "abohub_plan", "Abohub plan", "string", "text"),
+    ("companies", "abohub_mrr", "Abohub MRR", "number", "number"),
+    ("companies", "abohub_ltv", "Abohub LTV (net revenue to date)", "number", "number"),
+    ("companies", "abohub_currency", "Abohub currency", "string", "text"),
+    ("companies", "abohub_vat_number", "VAT number", "string", "text"),
     ("deals", "abohub_status", "Abohub status", "string", "text"),
     ("deals", "abohub_mrr", "Abohub MRR", "number", "number"),
 ]
+PROPERTY_GROUPS = {
+    "contacts": "contactinformation",
+    "companies": "companyinformation",
+    "deals": "dealinformation",
+}
 
 
 class HubSpotConfig(Schema):
@@ -149,9 +176,13 @@ class HubSpotConnector(Connector):
     title = "HubSpot"
     kind = Kind.CRM
     config_schema = HubSpotConfig
-    capabilities = frozenset({"webhooks", "batch_upsert", "search", "oauth"})
+    capabilities = frozenset({"webhooks", "batch_upsert", "search", "oauth", "associations"})
+    # Contacts come first: they are the default for customers; companies are the B2B alternative.
     object_types: ClassVar[tuple[ObjectType, ...]] = (
         ObjectType("contacts", "customer", frozenset({Direction.BOTH}), keys=("email", UPSERT_KEY)),
+        ObjectType(
+            "companies", "customer", frozenset({Direction.BOTH}), keys=("abohub_vat_number", UPSERT_KEY)
+        ),
         ObjectType("deals", "subscription", frozenset({Direction.PUSH}), keys=(UPSERT_KEY,)),
     )
     properties: ClassVar[dict[str, list[str]]] = {
@@ -166,6 +197,20 @@ class HubSpotConnector(Connector):
             "abohub_plan",
             "abohub_mrr",
             "abohub_ltv",
+            "abohub_currency",
+            "abohub_vat_number",
+        ],
+        "companies": [
+            "name",
+            "domain",
+            "country",
+            "hs_lastmodifieddate",
+            UPSERT_KEY,
+            "abohub_status",
+            "abohub_plan",
+            "abohub_mrr",
+            "abohub_ltv",
+            "abohub_currency",
             "abohub_vat_number",
         ],
         "deals": [
@@ -173,6 +218,7 @@ class HubSpotConnector(Connector):
             "amount",
             "dealstage",
             "pipeline",
+            "deal_currency_code",
             "hs_lastmodifieddate",
             UPSERT_KEY,
             "abohub_status",
@@ -214,17 +260,19 @@ class HubSpotConnector(Connector):
     def ensure_properties(self) -> list[str]:
         """Create the custom properties Abohub writes to; returns the ones created."""
         created = []
+        existing: dict[str, set[str]] = {}
         for object_type, name, label, kind, field_type in CUSTOM_PROPERTIES:
-            existing = self.http.get_json(f"/crm/v3/properties/{object_type}")
-            names = {p["name"] for p in (existing or {}).get("results", [])}
-            if name in names:
+            if object_type not in existing:
+                answer = self.http.get_json(f"/crm/v3/properties/{object_type}")
+                existing[object_type] = {p["name"] for p in (answer or {}).get("results", [])}
+            if name in existing[object_type]:
                 continue
             body = {
                 "name": name,
                 "label": label,
                 "type": kind,
                 "fieldType": field_type,
-                "groupName": "contactinformation" if object_type == "contacts" else "dealinformation",
+                "groupName": PROPERTY_GROUPS[object_type],
             }
             if name == UPSERT_KEY:
                 body["hasUniqueValue"] = True
@@ -243,6 +291,23 @@ class HubSpotConnector(Connector):
         except NotFound:
             return None
         return self._record(object_type, body)
+
+    def read_many(self, object_type: str, remote_ids: Sequence[str]) -> dict[str, RemoteRecord]:
+        """Up to 100 records per ``batch/read`` request; ids HubSpot does not find are left out."""
+        wanted = list(dict.fromkeys(str(remote_id) for remote_id in remote_ids))
+        found: dict[str, RemoteRecord] = {}
+        for start in range(0, len(wanted), BATCH_LIMIT):
+            body = {
+                "properties": self.properties[object_type],
+                "inputs": [{"id": remote_id} for remote_id in wanted[start : start + BATCH_LIMIT]],
+            }
+            # 207 with "errors" names the missing ids: absent from the answer is all we need to know.
+            answer = self.http.post_json(f"/crm/v3/objects/{object_type}/batch/read", body) or {}
+            for raw in answer.get("results", []):
+                record = self._record(object_type, raw)
+                if not record.archived:
+                    found[record.id] = record
+        return found
 
     def read_changes(self, object_type: str, cursor: str | None, limit: int = SEARCH_LIMIT) -> Page:
         modified = MODIFIED[object_type]
@@ -300,7 +365,18 @@ class HubSpotConnector(Connector):
         done: dict[str, WriteResult] = {}
         for group, write in ((linked, self._update), (new, self._upsert)):
             for start in range(0, len(group), BATCH_LIMIT):
-                for result in write(object_type, group[start : start + BATCH_LIMIT]):
+                chunk = group[start : start + BATCH_LIMIT]
+                try:
+                    results = write(object_type, chunk)
+                except (RetriableError, MalformedResponse) as error:
+                    # Only this batch failed: the ones already written stay written. An answer cut off
+                    # after the write is safe to send again (by id, or upsert on abohub_id).
+                    if isinstance(error, MalformedResponse):
+                        error = RetriableError(
+                            f"{error} (resent: the write may have happened)", error.exchange
+                        )
+                    results = [WriteResult(i.local_id, i.remote_id, ok=False, error=error) for i in chunk]
+                for result in results:
                     done[result.local_id] = result
         return [done[item.local_id] for item in items]
 
@@ -402,6 +478,86 @@ class HubSpotConnector(Connector):
                 )
         return results
 
+    # --- associations ------------------------------------------------------------------------
+
+    def associate(
+        self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]]
+    ) -> list[WriteResult]:
+        """Associate each (from id, to id), e.g. a deal with its contact; one result per pair, in order.
+
+        A result's ``local_id`` is the from-record's id and ``remote_id`` the to-record's. Associating a
+        pair that is already associated succeeds and changes nothing, so a retry is safe. A pair whose
+        record HubSpot does not find fails with :class:`NotFound`, another refusal with
+        :class:`FatalError`; neither holds back the other pairs. Transient errors are raised.
+        """
+        type_id = _association_type(from_object, to_object)
+        wanted = list(dict.fromkeys((str(a), str(b)) for a, b in pairs))
+        done: dict[tuple[str, str], WriteResult] = {}
+        for start in range(0, len(wanted), ASSOCIATION_BATCH):
+            chunk = wanted[start : start + ASSOCIATION_BATCH]
+            done.update(self._associate(from_object, to_object, type_id, chunk))
+        return [done[(str(a), str(b))] for a, b in pairs]
+
+    def _associate(
+        self, from_object: str, to_object: str, type_id: int, pairs: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], WriteResult]:
+        spec = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]
+        inputs = [{"from": {"id": a}, "to": {"id": b}, "types": spec} for a, b in pairs]
+        try:
+            answer = (
+                self.http.post_json(
+                    f"/crm/v4/associations/{from_object}/{to_object}/batch/create", {"inputs": inputs}
+                )
+                or {}
+            )
+        except FatalError as error:
+            if len(pairs) == 1:
+                return {pairs[0]: WriteResult(*pairs[0], ok=False, error=error)}
+            middle = len(pairs) // 2  # as with upserts: halve around a batch refused for one bad pair
+            return {
+                **self._associate(from_object, to_object, type_id, pairs[:middle]),
+                **self._associate(from_object, to_object, type_id, pairs[middle:]),
+            }
+        made = {(str(r.get("fromObjectId")), str(r.get("toObjectId"))) for r in answer.get("results", [])}
+        errors = answer.get("errors", [])
+        results = {}
+        for pair in pairs:
+            if pair in made:
+                results[pair] = WriteResult(*pair, ok=True)
+                continue
+            message, category = _association_error(errors, *pair)
+            error_class = NotFound if category == "OBJECT_NOT_FOUND" else FatalError
+            text = f"HubSpot did not associate {from_object} {pair[0]} with {to_object} {pair[1]}: {message}"
+            results[pair] = WriteResult(*pair, ok=False, error=error_class(text))
+        return results
+
+    def associations(
+        self, from_object: str, remote_ids: Sequence[str], to_object: str
+    ) -> dict[str, list[str]]:
+        """The ids of the ``to_object`` records associated with each record (``[]`` for none)."""
+        _association_type(from_object, to_object)
+        found: dict[str, list[str]] = {str(remote_id): [] for remote_id in remote_ids}
+        pending = [{"id": remote_id} for remote_id in found]
+        while pending:
+            following = []
+            for start in range(0, len(pending), ASSOCIATION_BATCH):
+                # 207 errors name the ids with no associations (or no record): they keep [].
+                answer = (
+                    self.http.post_json(
+                        f"/crm/v4/associations/{from_object}/{to_object}/batch/read",
+                        {"inputs": pending[start : start + ASSOCIATION_BATCH]},
+                    )
+                    or {}
+                )
+                for result in answer.get("results", []):
+                    from_id = str(result["from"]["id"])
+                    found.setdefault(from_id, []).extend(str(to["toObjectId"]) for to in result.get("to", []))
+                    after = ((result.get("paging") or {}).get("next") or {}).get("after")
+                    if after:
+                        following.append({"id": from_id, "after": after})
+            pending = following
+        return found
+
     # --- webhooks ----------------------------------------------------------------------------
 
     def verify_webhook(
@@ -450,61 +606,198 @@ class HubSpotConnector(Connector):
 
     @classmethod
     def default_mappings(cls) -> list[dict[str, Any]]:
-        status = {"none": "Prospect", "active": "Active", "paused": "Paused", "churned": "Churned"}
-        return [
+        return [_customer_contact_mapping(), _subscription_deal_mapping()]
+
+    @classmethod
+    def mapping_templates(cls) -> dict[str, dict[str, Any]]:
+        """Alternatives to a default mapping: B2B portals keep their customers as companies."""
+        return {"customer→companies": _customer_company_mapping()}
+
+
+def _association_type(from_object: str, to_object: str) -> int:
+    try:
+        return ASSOCIATION_TYPES[(from_object, to_object)]
+    except KeyError:
+        pairs = ", ".join(f"{a}→{b}" for a, b in ASSOCIATION_TYPES)
+        raise ValueError(f"HubSpot associations here are {pairs}; not {from_object}→{to_object}") from None
+
+
+def _association_error(errors: list[dict[str, Any]], from_id: str, to_id: str) -> tuple[str, str | None]:
+    """The message and category of the 207 error that names this pair's from or to id.
+
+    HubSpot's errors name ids in ``context`` (``fromObjectId`` / ``toObjectId``); an error without
+    context is taken to be about every input left out of the results.
+    """
+    for error in errors:
+        context = error.get("context") or {}
+        named = {
+            "fromObjectId": from_id in _strings(context.get("fromObjectId")),
+            "toObjectId": to_id in _strings(context.get("toObjectId")),
+        }
+        if any(named.values()) or not context:
+            return str(error.get("message", "error")), error.get("category")
+    return "HubSpot did not return this association", None
+
+
+def _strings(values: Any) -> set[str]:
+    return {str(v) for v in (values if isinstance(values, list) else [values] if values is not None else [])}
+
+
+def _money(local: str) -> dict[str, Any]:
+    """An amount in minor units, sent as a decimal in the record's own currency (not a fixed one)."""
+    return {"local": [local, "currency"], "direction": "push", "to_remote": [{"name": "money_to_decimal"}]}
+
+
+def _customer_contact_mapping() -> dict[str, Any]:
+    status = {"none": "Prospect", "active": "Active", "paused": "Paused", "churned": "Churned"}
+    return {
+        "object_type": "customer",
+        "remote_object": "contacts",
+        "key": [{"local": "email", "remote": "email"}, {"local": "id", "remote": UPSERT_KEY}],
+        "fields": [
             {
-                "object_type": "customer",
-                "remote_object": "contacts",
-                "key": [{"local": "email", "remote": "email"}, {"local": "id", "remote": UPSERT_KEY}],
-                "fields": [
-                    {
-                        "local": "name",
-                        "remote": ["firstname", "lastname"],
-                        "direction": "both",
-                        "policy": "manual",
-                        "to_remote": [{"name": "trim"}, {"name": "split_name"}],
-                        "to_local": [{"name": "join_name"}],
-                    },
-                    {
-                        "local": "email",
-                        "remote": "email",
-                        "direction": "both",
-                        "policy": "hub_wins",
-                        "to_remote": [{"name": "trim"}, {"name": "lower"}],
-                        "to_local": [{"name": "trim"}, {"name": "lower"}],
-                    },
-                    {
-                        "local": "country",
-                        "remote": "country",
-                        "direction": "both",
-                        "policy": "newest_wins",
-                        "to_remote": [],
-                        "to_local": [{"name": "trim"}, {"name": "upper"}],
-                    },
-                    {
-                        "local": "vat_number",
-                        "remote": "abohub_vat_number",
-                        "direction": "both",
-                        "policy": "hub_wins",
-                        "to_remote": [{"name": "trim"}],
-                        "to_local": [{"name": "trim"}, {"name": "empty_to_none"}],
-                    },
-                    {
-                        "local": "revenue_state",
-                        "remote": "abohub_status",
-                        "direction": "push",
-                        "to_remote": [{"name": "enum_map", "values": status}],
-                    },
-                    {"local": "plan_names", "remote": "abohub_plan", "direction": "push", "to_remote": []},
-                    {
-                        "local": "mrr",
-                        "remote": "abohub_mrr",
-                        "direction": "push",
-                        "to_remote": [{"name": "minor_to_decimal", "currency": "DKK"}],
-                    },
-                ],
-            }
-        ]
+                "local": "name",
+                "remote": ["firstname", "lastname"],
+                "direction": "both",
+                "policy": "manual",
+                "to_remote": [{"name": "trim"}, {"name": "split_name"}],
+                "to_local": [{"name": "join_name"}],
+            },
+            {
+                "local": "email",
+                "remote": "email",
+                "direction": "both",
+                "policy": "hub_wins",
+                "to_remote": [{"name": "trim"}, {"name": "lower"}],
+                "to_local": [{"name": "trim"}, {"name": "lower"}],
+            },
+            {
+                "local": "country",
+                "remote": "country",
+                "direction": "both",
+                "policy": "newest_wins",
+                "to_remote": [],
+                "to_local": [{"name": "trim"}, {"name": "upper"}],
+            },
+            {
+                "local": "vat_number",
+                "remote": "abohub_vat_number",
+                "direction": "both",
+                "policy": "hub_wins",
+                "to_remote": [{"name": "trim"}],
+                "to_local": [{"name": "trim"}, {"name": "empty_to_none"}],
+            },
+            {
+                "local": "revenue_state",
+                "remote": "abohub_status",
+                "direction": "push",
+                "to_remote": [{"name": "enum_map", "values": status}],
+            },
+            {"local": "plan_names", "remote": "abohub_plan", "direction": "push", "to_remote": []},
+            {**_money("mrr"), "remote": "abohub_mrr"},
+            {**_money("lifetime_value"), "remote": "abohub_ltv"},
+            {"local": "currency", "remote": "abohub_currency", "direction": "push", "to_remote": []},
+        ],
+    }
+
+
+def _customer_company_mapping() -> dict[str, Any]:
+    """Customers as companies (B2B): the company's name is the customer's; no email on a company, so
+    records are matched on the VAT number or the Abohub id."""
+    contact = {
+        entry["remote"]: entry
+        for entry in _customer_contact_mapping()["fields"]
+        if isinstance(entry["remote"], str)
+    }
+    return {
+        "object_type": "customer",
+        "remote_object": "companies",
+        "key": [
+            {"local": "vat_number", "remote": "abohub_vat_number"},
+            {"local": "id", "remote": UPSERT_KEY},
+        ],
+        "fields": [
+            {
+                "local": "name",
+                "remote": "name",
+                "direction": "both",
+                "policy": "manual",
+                "to_remote": [{"name": "trim"}],
+                "to_local": [{"name": "trim"}],
+            },
+            *(
+                contact[name]
+                for name in (
+                    "country",
+                    "abohub_vat_number",
+                    "abohub_status",
+                    "abohub_plan",
+                    "abohub_mrr",
+                    "abohub_ltv",
+                    "abohub_currency",
+                )
+            ),
+        ],
+    }
+
+
+# Subscription status → a stage of HubSpot's default deal pipeline ("default"). A trial is an open deal
+# (the customer chose a plan but has not paid); a subscription that has been paid for is won, also while
+# past due or paused (abohub_status says which); a cancellation loses the deal.
+DEAL_PIPELINE = "default"
+DEAL_STAGES = {
+    "trialing": "decisionmakerboughtin",
+    "active": "closedwon",
+    "past_due": "closedwon",
+    "paused": "closedwon",
+    "canceled": "closedlost",
+}
+SUBSCRIPTION_STATUS = {
+    "trialing": "Trialing",
+    "active": "Active",
+    "past_due": "Past due",
+    "paused": "Paused",
+    "canceled": "Canceled",
+}
+
+
+def _subscription_deal_mapping() -> dict[str, Any]:
+    """Push only: the hub owns subscriptions. ``amount`` is the subscription's monthly value (its MRR as if
+    it were paying), so an open trial deal forecasts and a lost deal keeps what was lost; ``abohub_mrr`` is
+    the MRR that counts now (0 while trialing, paused or canceled)."""
+    return {
+        "object_type": "subscription",
+        "remote_object": "deals",
+        "key": [{"local": "id", "remote": UPSERT_KEY}],
+        "fields": [
+            {
+                "local": ["plan_name", "customer_label"],
+                "remote": "dealname",
+                "direction": "push",
+                "to_remote": [{"name": "join_text", "separator": " — "}],
+            },
+            {
+                "remote": "pipeline",
+                "direction": "push",
+                "to_remote": [{"name": "constant", "value": DEAL_PIPELINE}],
+            },
+            {
+                "local": "status",
+                "remote": "dealstage",
+                "direction": "push",
+                "to_remote": [{"name": "enum_map", "values": DEAL_STAGES}],
+            },
+            {**_money("monthly_value"), "remote": "amount"},
+            {"local": "currency", "remote": "deal_currency_code", "direction": "push", "to_remote": []},
+            {
+                "local": "status",
+                "remote": "abohub_status",
+                "direction": "push",
+                "to_remote": [{"name": "enum_map", "values": SUBSCRIPTION_STATUS}],
+            },
+            {**_money("mrr"), "remote": "abohub_mrr"},
+        ],
+    }
 
 
 def sign_v3(secret: str, method: str, url: str, body: bytes, timestamp: str) -> str:

@@ -10,7 +10,8 @@ For the connector's tests, the benchmarks and the demo::
 It covers what a connector uses: private-app tokens and OAuth (authorization
 code, refresh, expiry), contacts/companies/deals with HubSpot's default and
 custom properties, list with ``after`` paging, read/create/update/archive,
-the batch endpoints (100 inputs, 207 partial errors), search (filter groups,
+the batch endpoints (100 inputs, 207 partial errors), associations (v4: batch
+create/default/read/archive and the list endpoint), search (filter groups,
 sorts, 200 per page, 10,000 cap, ``lastmodifieddate`` semantics), validation
 and conflict errors in HubSpot's shapes, rate limits with their headers and
 429 bodies, signed webhooks (v3 and v1), and faults injected on request.
@@ -34,6 +35,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from connectors.hubspot.sim import errors
 from connectors.hubspot.sim.app import HubSpotApp, Limits
+from connectors.hubspot.sim.associations import DEFAULT_TYPES
 from connectors.hubspot.sim.auth import DEFAULT_SCOPES, Auth
 from connectors.hubspot.sim.clock import SimClock
 from connectors.hubspot.sim.faults import Faults
@@ -291,6 +293,29 @@ class HubSpotSimulator:
         with self.store.lock:
             return self.schema.create(object_type, definition, self.clock.now_ms())
 
+    def associate(
+        self, from_type: str, from_id: str | int, to_type: str, to_id: str | int, type_id: int | None = None
+    ) -> None:
+        """Associate two records as a user would (the default association unless ``type_id`` is given)."""
+        with self.store.lock:
+            source, target = self._record(from_type, from_id), self._record(to_type, to_id)
+            chosen = type_id if type_id is not None else DEFAULT_TYPES[(from_type, to_type)]
+            if not self.store.associations.valid_type(from_type, to_type, chosen):
+                raise ValueError(f"no association type {chosen} from {from_type} to {to_type}")
+            self.store.associations.add((from_type, source.id), (to_type, target.id), chosen)
+
+    def associations(self, from_type: str, from_id: str | int, to_type: str) -> list[str]:
+        """The ids of the ``to_type`` records associated with a record, in id order."""
+        with self.store.lock:
+            return [str(i) for i, _ in self.store.associations.of((from_type, int(from_id)), to_type)]
+
+    def association_types(self, from_type: str, from_id: str | int, to_type: str) -> dict[str, list[int]]:
+        """to id → the association type ids from the record to it (e.g. ``{"1001": [3]}``)."""
+        with self.store.lock:
+            return {
+                str(i): types for i, types in self.store.associations.of((from_type, int(from_id)), to_type)
+            }
+
     # ------------------------------------------------------- observability
     def flush_webhooks(self) -> list[Delivery]:
         """Deliver every queued webhook now, in this thread (retries included)."""
@@ -305,10 +330,20 @@ class HubSpotSimulator:
                 if (object_type is None or t == object_type) and (object_id is None or i == str(object_id))
             )
 
+    def association_writes(self, from_type: str | None = None, to_type: str | None = None) -> int:
+        """Association inputs the API applied (create, default, archive), summed as asked."""
+        with self.store.lock:
+            return sum(
+                n
+                for (f, t), n in self.store.associations.writes.items()
+                if (from_type is None or f == from_type) and (to_type is None or t == to_type)
+            )
+
     def reset_stats(self) -> None:
         self.stats.reset()
         with self.store.lock:
             self.store.writes.clear()
+            self.store.associations.writes.clear()
 
     def reset(self) -> None:
         """Back to an empty portal: records, custom properties, stats, faults, limits, webhook logs."""

@@ -12,10 +12,12 @@ from hub.api import (
     billing,
     catalog,
     conflicts,
+    connections,
     customers,
     dead_letters,
     events,
     idempotency,
+    mappings,
     metrics,
     subscriptions,
 )
@@ -74,6 +76,8 @@ def init_app(app: Flask) -> Api:
     )
     api = AbohubApi(app, spec_kwargs={"extra_plugins": [IdempotencyHeaderPlugin()]})
     for module in (customers, catalog, subscriptions, billing, events, metrics, conflicts, dead_letters):
+        api.register_blueprint(module.blp)
+    for module in (connections, mappings):
         api.register_blueprint(module.blp)
     app.before_request(_before_api)
     app.after_request(idempotency.after)

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from connectors.base import Connector, ConnectorContext
 from connectors.registry import UnknownConnector, load
-from hub.domain.errors import InvalidRequest, NotFound
+from hub.domain.errors import InvalidRequest, NotFound, StateConflict
 from hub.domain.ids import new_id
 from hub.services.crypto import box_for
 from hub.services.uow import UnitOfWork
-from hub.store.models import Connection
+from hub.store.models import Conflict, Connection, DeadLetter, Link, SyncCursor, SyncState, WebhookReceipt
 from hub.store.models import Mapping as MappingRow
 from mappings import Mapping as MappingDefinition
 
@@ -38,8 +38,9 @@ class CreateConnection:
 class UpdateConnection:
     connection_id: str
     name: str | None = None
-    config: dict[str, Any] | None = None  # secret fields left out keep their stored value
+    config: dict[str, Any] | None = None  # secret fields left out (or sent as "***") keep their stored value
     enabled: bool | None = None
+    merge: bool = False  # True: every config field left out keeps its stored value, not only secrets
 
 
 def connector_class(name: str) -> type[Connector]:
@@ -113,13 +114,12 @@ def update_connection(cmd: UpdateConnection, uow: UnitOfWork) -> Connection:
         changes: dict[str, Any] = {}
         if cmd.config is not None:
             stored = box.decrypt(connection.config_encrypted)
-            kept = {
-                name: stored[name]
-                for name in cls.secret_fields()
-                if name in stored and name not in cmd.config
-            }
-            config = _validated(cls, {**cmd.config, **kept})
+            given = {k: v for k, v in cmd.config.items() if not (k in cls.secret_fields() and v == HIDDEN)}
+            keep = set(stored) if cmd.merge else cls.secret_fields()
+            kept = {name: stored[name] for name in keep if name in stored and name not in given}
+            config = _validated(cls, {**given, **kept})
             connection.config_encrypted = box.encrypt(config)
+            before["config"] = redacted(cls, stored)
             changes["config"] = redacted(cls, config)
         if cmd.name is not None:
             connection.name = cmd.name
@@ -161,7 +161,9 @@ def open_connector(uow: UnitOfWork, connection_id: str, context: ConnectorContex
             raise NotFound(f"no connection {connection_id}")
         cls = connector_class(connection.connector)
         config = box.decrypt(connection.config_encrypted)
-    context = context or ConnectorContext(redis_url=uow.settings.redis_url)
+    context = context or ConnectorContext(
+        redis_url=uow.settings.redis_url, timeout_seconds=uow.settings.connector_timeout_seconds
+    )
     if context.save_credentials is None:
         context.save_credentials = lambda updates: save_credentials(uow, connection_id, updates)
     return cls(config, context)
@@ -177,3 +179,25 @@ def rotate_keys(uow: UnitOfWork) -> int:
         uow.record("encryption_keys.rotated", "connection", "all", data={"connections": len(connections)})
         uow.commit()
         return len(connections)
+
+
+def delete_connection(uow: UnitOfWork, connection_id: str) -> None:
+    """Forget a disabled connection and everything the sync engine kept for it (audited)."""
+    with uow:
+        connection = uow.session.get(Connection, connection_id, with_for_update=True)
+        if connection is None:
+            raise NotFound(f"no connection {connection_id}")
+        if connection.enabled:
+            raise StateConflict("disable the connection before deleting it")
+        removed = {}
+        for model in (Link, SyncState, SyncCursor, Conflict, DeadLetter, WebhookReceipt, MappingRow):
+            result = uow.session.execute(delete(model).where(model.connection_id == connection_id))
+            removed[model.__tablename__] = result.rowcount
+        uow.session.delete(connection)
+        uow.record(
+            "connection.deleted",
+            "connection",
+            connection_id,
+            data={"connector": connection.connector, "name": connection.name, "removed": removed},
+        )
+        uow.commit()

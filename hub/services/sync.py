@@ -29,15 +29,24 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Connector, RemoteRecord, WriteItem, WriteResult
 from connectors.errors import ConnectorError, RetriableError
+from hub.domain.calendar import months_per_period
+from hub.domain.errors import AbohubError
 from hub.domain.ids import new_id
+from hub.domain.invoicing import InvoiceStatus
+from hub.domain.lifecycle import Status
+from hub.domain.mrr import subscription_mrr
 from hub.services.connections import open_connector
 from hub.services.customers import UpdateCustomer, update_customer
+from hub.services.revenue import forever_discount
 from hub.services.runtime import Runtime
 from hub.services.snapshot import jsonable
 from hub.store.models import (
     Conflict,
+    Coupon,
+    CreditNote,
     Customer,
     DeadLetter,
+    Invoice,
     Link,
     Plan,
     Subscription,
@@ -45,6 +54,7 @@ from hub.store.models import (
 )
 from hub.store.models import Mapping as MappingRow
 from mappings import Mapping, plan_record
+from mappings import Plan as RecordPlan
 from mappings.engine import local_match_keys, remote_match_keys
 
 log = logging.getLogger(__name__)
@@ -109,6 +119,7 @@ def _customer_values(session: Session, ids: list[str]) -> dict[str, dict[str, An
         .where(Subscription.customer_id.in_(ids), Subscription.status != "canceled")
     ):
         plans[customer_id].add(plan_name)
+    lifetime = _lifetime_values(session, ids)
     values = {}
     for customer in session.scalars(select(Customer).where(Customer.id.in_(ids))):
         values[customer.id] = {
@@ -120,6 +131,7 @@ def _customer_values(session: Session, ids: list[str]) -> dict[str, dict[str, An
             "locale": customer.locale,
             "currency": customer.currency,
             "mrr": customer.mrr,
+            "lifetime_value": lifetime.get(customer.id, 0),
             "revenue_state": customer.revenue_state,
             "plan_names": ", ".join(sorted(plans[customer.id])) or None,
             "updated_at": customer.updated_at,
@@ -127,22 +139,65 @@ def _customer_values(session: Session, ids: list[str]) -> dict[str, dict[str, An
     return values
 
 
+def _lifetime_values(session: Session, ids: list[str]) -> dict[str, int]:
+    """Each customer's lifetime value to date: the net revenue they have paid, in minor units.
+
+    It is the sum over the customer's *paid* invoices of their net amount (total less VAT, so after
+    discounts), less the net amount of every credit note on those invoices (refunded or not): VAT is
+    not revenue, and MRR beside it on the contact is without VAT too. Open, void and uncollectible
+    invoices are not revenue yet; an invoice settled by a credit note counts with 0. Only invoices in
+    the customer's own currency count (amounts are never converted). This is realised revenue of one
+    customer, not the metrics' LTV (ARPA ÷ churn rate, a forecast per currency; docs/metrics.md).
+    """
+    paid = (Invoice.status == InvoiceStatus.PAID.value) & (Invoice.currency == Customer.currency)
+    invoiced = session.execute(
+        select(Invoice.customer_id, func.sum(Invoice.total - Invoice.vat))
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.customer_id.in_(ids), paid)
+        .group_by(Invoice.customer_id)
+    )
+    credited = session.execute(
+        select(Invoice.customer_id, func.sum(CreditNote.net_amount))
+        .select_from(CreditNote)
+        .join(Invoice, Invoice.id == CreditNote.invoice_id)
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.customer_id.in_(ids), paid)
+        .group_by(Invoice.customer_id)
+    )
+    values: dict[str, int] = defaultdict(int)
+    for customer_id, amount in invoiced:
+        values[customer_id] += int(amount or 0)
+    for customer_id, amount in credited:
+        values[customer_id] -= int(amount or 0)
+    return dict(values)
+
+
 def _subscription_values(session: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
     values = {}
     rows = session.execute(
-        select(Subscription, Plan.name, Customer.email)
+        select(Subscription, Plan, Customer.name, Customer.email, Coupon)
         .join(Plan, Plan.id == Subscription.plan_id)
         .join(Customer, Customer.id == Subscription.customer_id)
+        .outerjoin(Coupon, Coupon.id == Subscription.coupon_id)
         .where(Subscription.id.in_(ids))
     )
-    for sub, plan_name, email in rows:
+    for sub, plan, name, email, coupon in rows:
         values[sub.id] = {
             "id": sub.id,
             "status": sub.status,
-            "plan_name": plan_name,
+            "plan_name": plan.name,
             "mrr": sub.mrr,
+            # What the subscription is worth per month when it pays: its MRR whatever its status.
+            "monthly_value": subscription_mrr(
+                Status.ACTIVE.value,
+                plan.amount,
+                sub.quantity,
+                months_per_period(plan.interval, plan.interval_count),
+                forever_discount(coupon),
+            ),
             "customer_id": sub.customer_id,
             "customer_email": email,
+            "customer_label": name.strip() or email,
             "currency": sub.currency,
             "current_period_end": sub.current_period_end,
             "updated_at": sub.updated_at,
@@ -202,11 +257,21 @@ def push_changes(
         if local is None:
             continue  # deleted meanwhile: nothing to push
         link = links.get(state.local_id)
-        plan = plan_record(mapping, local, {} if link else None, link.fingerprints if link else None)
-        if link is not None and _may_clash(mapping, plan):
-            # A field the remote side may also have changed: look before writing, so the
-            # field's policy (or a person) decides instead of the push silently overwriting.
-            remote = connector.read(mapping.remote_object, link.remote_id)
+        plans[state.local_id] = plan_record(
+            mapping, local, {} if link else None, link.fingerprints if link else None
+        )
+    # Fields the remote side may also have changed: look before writing, so the field's policy
+    # (or a person) decides instead of the push silently overwriting. One batch read for them all.
+    clashing = {i for i, plan in plans.items() if i in links and _may_clash(mapping, plan)}
+    remote_ids = [links[i].remote_id for i in plans if i in clashing]
+    remotes = connector.read_many(mapping.remote_object, remote_ids) if remote_ids else {}
+    for state in states:
+        if state.local_id not in plans:
+            continue
+        local, link = values[state.local_id], links.get(state.local_id)
+        plan = plans[state.local_id]
+        if link is not None and state.local_id in clashing:
+            remote = remotes.get(link.remote_id)
             plan = plan_record(
                 mapping,
                 local,
@@ -314,31 +379,62 @@ def save_link(
     *,
     pushed: bool,
 ) -> None:
-    link = session.scalar(
-        select(Link)
-        .where(
-            Link.connection_id == connection_id, Link.object_type == object_type, Link.local_id == local_id
-        )
-        .with_for_update()
+    save_links(
+        session,
+        connection_id,
+        object_type,
+        remote_object,
+        [(local_id, remote_id, fingerprints)],
+        now,
+        pushed=pushed,
     )
-    if link is None:
-        link = Link(
-            connection_id=connection_id,
-            object_type=object_type,
-            local_id=local_id,
-            remote_object=remote_object,
-            remote_id=remote_id,
-            fingerprints={},
-            created_at=now,
+
+
+def save_links(
+    session: Session,
+    connection_id: str,
+    object_type: str,
+    remote_object: str,
+    pairs: list[tuple[str, str, dict[str, str]]],
+    now: datetime,
+    *,
+    pushed: bool,
+) -> None:
+    """Link each (local id, remote id) and merge in its fingerprints; one query for the existing links."""
+    if not pairs:
+        return
+    existing = {
+        link.local_id: link
+        for link in session.scalars(
+            select(Link)
+            .where(
+                Link.connection_id == connection_id,
+                Link.object_type == object_type,
+                Link.local_id.in_([local_id for local_id, _, _ in pairs]),
+            )
+            .with_for_update()
         )
-        session.add(link)
-    link.remote_id = remote_id
-    link.fingerprints = {**(link.fingerprints or {}), **fingerprints}
-    link.updated_at = now
-    if pushed:
-        link.last_pushed_at = now
-    else:
-        link.last_pulled_at = now
+    }
+    for local_id, remote_id, fingerprints in pairs:
+        link = existing.get(local_id)
+        if link is None:
+            link = existing[local_id] = Link(
+                connection_id=connection_id,
+                object_type=object_type,
+                local_id=local_id,
+                remote_object=remote_object,
+                remote_id=remote_id,
+                fingerprints={},
+                created_at=now,
+            )
+            session.add(link)
+        link.remote_id = remote_id
+        link.fingerprints = {**(link.fingerprints or {}), **fingerprints}
+        link.updated_at = now
+        if pushed:
+            link.last_pushed_at = now
+        else:
+            link.last_pulled_at = now
 
 
 def _clear(session: Session, states: list[SyncState]) -> None:
@@ -417,7 +513,6 @@ def pull_records(
 ) -> SyncReport:
     """Bring remote changes in: apply, push back, resolve by policy or raise conflicts."""
     report = SyncReport()
-    now = hub.clock.now()
     with hub.session_factory() as session:
         mapping = mapping_for_remote(session, connection_id, remote_object)
         if mapping is None or not records:
@@ -444,60 +539,111 @@ def pull_records(
     pairs = [(record, local_id) for record, local_id in pairs if local_id]
     with hub.session_factory() as session:
         values = local_values(session, object_type, [local_id for _, local_id in pairs])
-    to_push: list[WriteItem] = []
-    plans = {}
+    planned = []
     for record, local_id in pairs:
         local = values.get(local_id)
         if local is None:
             continue
         link = links.get(record.id)
-        plan = plan_record(
-            mapping,
-            local,
-            record.properties,
-            link.fingerprints if link else None,
-            hub_changed_at=local.get("updated_at"),
-            remote_changed_at=record.updated_at,
+        planned.append(
+            Planned(local_id, record, plan_pair(mapping, local, record, link.fingerprints if link else None))
         )
-        plans[local_id] = (record, plan)
-        allowed = PULLABLE.get(object_type, set())
-        changes = {k: v for k, v in plan.apply.items() if k in allowed}
+    carried = carry_out(hub, connection_id, mapping, planned, connector)
+    carried.linked = report.linked
+    return carried
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A local record, the remote record it is (or is about to be) linked to, and what to do about them."""
+
+    local_id: str
+    record: RemoteRecord
+    plan: RecordPlan
+
+
+def plan_pair(
+    mapping: Mapping, local: dict[str, Any], record: RemoteRecord, fingerprints: dict[str, str] | None
+) -> RecordPlan:
+    """The plan for a local record and its remote record, with both sides' change times."""
+    return plan_record(
+        mapping,
+        local,
+        record.properties,
+        fingerprints,
+        hub_changed_at=local.get("updated_at"),
+        remote_changed_at=record.updated_at,
+    )
+
+
+def pullable_changes(object_type: str, plan: RecordPlan) -> dict[str, Any]:
+    """The local fields of a plan that the sync may set through the services."""
+    allowed = PULLABLE.get(object_type, set())
+    return {name: value for name, value in plan.apply.items() if name in allowed}
+
+
+def carry_out(
+    hub: Runtime,
+    connection_id: str,
+    mapping: Mapping,
+    planned: list[Planned],
+    connector: Connector | None = None,
+) -> SyncReport:
+    """Do what the plans say: apply through the services, push in vendor batches, then link and hold.
+
+    Every pair ends linked with the plan's fingerprints, except what did not happen: a record whose local
+    change was refused is left as it was (the next sync or reconcile tries again), and the fields of a push
+    the vendor refused keep their last fingerprints (so they are still seen as changed).
+    """
+    report = SyncReport()
+    now = hub.clock.now()
+    object_type, remote_object = mapping.object_type, mapping.remote_object
+    to_push: list[WriteItem] = []
+    done: list[Planned] = []
+    for one in planned:
+        changes = pullable_changes(object_type, one.plan)
         if changes:
-            update_customer(UpdateCustomer(local_id, changes), hub.uow(actor(connection_id)))
+            try:
+                update_customer(UpdateCustomer(one.local_id, changes), hub.uow(actor(connection_id)))
+            except AbohubError as error:
+                report.errors.append(f"{one.local_id}: the hub refused {sorted(changes)}: {error}")
+                continue
             report.pulled += 1
-        if plan.push:
+        if one.plan.push:
             to_push.append(
                 WriteItem(
-                    local_id=local_id,
-                    properties=plan.push,
-                    remote_id=record.id,
-                    idempotency_key=f"{connection_id}:{local_id}:pull:{record.updated_at}",
+                    local_id=one.local_id,
+                    properties=one.plan.push,
+                    remote_id=one.record.id,
+                    idempotency_key=f"{connection_id}:{one.local_id}:pull:{one.record.updated_at}",
                 )
             )
-        if not changes and not plan.push:
+        elif not changes:
             report.unchanged += 1
-        report.conflicts += len(plan.conflicts)
+        report.conflicts += len(one.plan.conflicts)
+        done.append(one)
+    refused: set[str] = set()
     if to_push:
         connector = connector or open_connector(hub.uow(actor(connection_id)), connection_id)
         results = _write(connector, remote_object, to_push)
-        failed = {k for k, r in results.items() if not r.ok}
-        report.pushed += len(results) - len(failed)
-        report.errors += [f"{k}: {results[k].error}" for k in failed]
+        refused = {local_id for local_id, result in results.items() if not result.ok}
+        report.pushed += len(results) - len(refused)
+        report.errors += [f"{local_id}: {results[local_id].error}" for local_id in sorted(refused)]
+    settled = []
+    for one in done:
+        fingerprints = one.plan.fingerprints
+        if one.local_id in refused:
+            fingerprints = {k: v for k, v in fingerprints.items() if k not in one.plan.push}
+        settled.append((one.local_id, one.record.id, fingerprints))
     with hub.session_factory() as session, session.begin():
-        for local_id, (record, plan) in plans.items():
-            save_link(
-                session,
-                connection_id,
-                object_type,
-                remote_object,
-                local_id,
-                record.id,
-                plan.fingerprints,
-                now,
-                pushed=False,
-            )
-            for conflict in plan.conflicts:
-                _hold_conflict(session, connection_id, object_type, local_id, record.id, conflict, now)
+        save_links(session, connection_id, object_type, remote_object, settled, now, pushed=False)
+        in_sync = [one.local_id for one in done if one.local_id not in refused]
+        settle_dead_letters(session, connection_id, object_type, in_sync, now)
+        for one in done:
+            for conflict in one.plan.conflicts:
+                _hold_conflict(
+                    session, connection_id, object_type, one.local_id, one.record.id, conflict, now
+                )
     return report
 
 
@@ -572,3 +718,104 @@ def _hold_conflict(
     held.remote_value = jsonable(conflict.remote_value)
     held.hub_changed_at = conflict.hub_changed_at
     held.remote_changed_at = conflict.remote_changed_at
+
+
+# --- records on one side only --------------------------------------------------------------------
+
+
+def create_remote(
+    hub: Runtime, connection_id: str, mapping: Mapping, local_ids: list[str], connector: Connector
+) -> SyncReport:
+    """Create records that have no remote counterpart (and no match by key), then link them.
+
+    The connector upserts on its external-id key (the hub's id), so a retried or repeated create lands on
+    the record made the first time instead of a duplicate.
+    """
+    report = SyncReport()
+    now = hub.clock.now()
+    with hub.session_factory() as session:
+        values = local_values(session, mapping.object_type, local_ids)
+    plans = {local_id: plan_record(mapping, local, None, None) for local_id, local in values.items()}
+    items = [
+        WriteItem(
+            local_id=local_id, properties=plan.push, idempotency_key=f"{connection_id}:{local_id}:create"
+        )
+        for local_id, plan in plans.items()
+    ]
+    results = _write(connector, mapping.remote_object, items)
+    created = []
+    for item in items:
+        result = results[item.local_id]
+        if result.ok and result.remote_id:
+            created.append((item.local_id, result.remote_id, plans[item.local_id].fingerprints))
+        else:
+            report.errors.append(f"{item.local_id}: {result.error or 'the vendor gave no result'}")
+    with hub.session_factory() as session, session.begin():
+        save_links(
+            session, connection_id, mapping.object_type, mapping.remote_object, created, now, pushed=True
+        )
+        settle_dead_letters(session, connection_id, mapping.object_type, [i for i, _, _ in created], now)
+    report.pushed = len(created)
+    return report
+
+
+def settle_dead_letters(
+    session: Session, connection_id: str, object_type: str, local_ids: list[str], now: datetime
+) -> None:
+    """Records now in sync with the connection settle their earlier dead letters."""
+    if local_ids:
+        session.execute(
+            update(DeadLetter)
+            .where(
+                DeadLetter.connection_id == connection_id,
+                DeadLetter.object_type == object_type,
+                DeadLetter.local_id.in_(local_ids),
+                DeadLetter.resolved_at.is_(None),
+            )
+            .values(resolved_at=now)
+        )
+
+
+def forget_remote_records(
+    hub: Runtime, connection_id: str, remote_object: str, remote_ids: list[str], *, found_by: str
+) -> list[str]:
+    """Remote records are gone: unlink them, keep the hub's records, and say so in the audit trail.
+
+    The hub is the trusted store: a customer deleted in the CRM still exists and pays, so only the link
+    and its fingerprints go. The record is created again remotely at its next change (a push finds no
+    link) or at the next reconcile, which first looks for a remote record with the same key. The event
+    names the connection as its aggregate, so recording it does not itself queue a push. Returns the
+    local ids that were unlinked.
+    """
+    if not remote_ids:
+        return []
+    with hub.uow(actor(connection_id)) as uow:
+        links = list(
+            uow.session.scalars(
+                select(Link)
+                .where(
+                    Link.connection_id == connection_id,
+                    Link.remote_object == remote_object,
+                    Link.remote_id.in_(remote_ids),
+                )
+                .order_by(Link.local_id)
+                .with_for_update()
+            )
+        )
+        for link in links:
+            uow.session.delete(link)
+            uow.record(
+                "sync.remote_deleted",
+                "connection",
+                connection_id,
+                customer_id=link.local_id if link.object_type == "customer" else None,
+                data={
+                    "object_type": link.object_type,
+                    "local_id": link.local_id,
+                    "remote_object": remote_object,
+                    "remote_id": link.remote_id,
+                    "found_by": found_by,
+                },
+            )
+        uow.commit()
+        return [link.local_id for link in links]

@@ -1,4 +1,4 @@
-"""Webhook receipts: verified vendor events stored once, processed later by one job per connection.
+"""Webhook receipts: verified vendor events stored once, for a job to process later.
 
 One delivery (:meth:`WebhookReceiver.receive`), in this order:
 
@@ -19,13 +19,10 @@ One delivery (:meth:`WebhookReceiver.receive`), in this order:
    the same few statements. Rows go in sorted by event id (a consistent lock
    order for concurrent deliveries), so the processing job should order a
    connection's receipts by ``payload.occurred_at``, not by ``id``.
-5. After the commit, one job ``process_webhooks`` with args
-   ``{"connection_id": …}`` and id ``webhooks:{connection_id}`` is enqueued
-   (deterministic id: a burst of deliveries makes one waiting job). It is
-   enqueued for duplicate-only deliveries too: a vendor retry then repairs an
-   enqueue that failed after the commit (which is answered 503 so the vendor
-   does retry). Receipts with ``processed_at IS NULL`` are the durable truth; a
-   periodic repair pass should enqueue the job for connections that have some.
+5. The :class:`Receipt` says how many events were new and how many were
+   duplicates. Queueing their processing is the caller's part (the HTTP edge,
+   :mod:`hub.webhooks.processing`): services do not import ``jobs``. Receipts
+   with ``processed_at IS NULL`` are the durable truth of what is left to do.
 
 No vendor call is made here: the connector is used only to verify and parse.
 
@@ -73,12 +70,9 @@ from hub.services.connections import connector_class
 from hub.services.crypto import SecretsUnavailable, box_for
 from hub.services.uow import UnitOfWork
 from hub.store.models import Connection, WebhookReceipt
-from jobs import runtime
-from jobs.queue import Queue
 
 log = logging.getLogger(__name__)
 
-PROCESS_JOB = "process_webhooks"
 MAX_EVENT_ID = 200  # the width of webhook_receipts.event_id
 CACHE_TTL_SECONDS = 60.0
 CACHE_MAX_ENTRIES = 1024
@@ -97,7 +91,7 @@ class MalformedWebhook(AbohubError):
 
 
 class WebhookUnavailable(AbohubError):
-    """The hub cannot take the delivery now (keys missing, connector not installed, queue down): 503."""
+    """The hub cannot take the delivery now (keys missing, connector not installed): 503."""
 
     code = "unavailable"
 
@@ -110,7 +104,6 @@ class Receipt:
     events: int  # events in the delivery
     stored: int  # new receipts
     duplicates: int  # events already stored (or repeated within the delivery)
-    queued: bool  # a processing job was newly queued (False: one was already waiting)
 
 
 class HubLike(Protocol):
@@ -121,16 +114,6 @@ class HubLike(Protocol):
     clock: Clock
 
     def uow(self, actor: str = ...) -> UnitOfWork: ...
-
-
-def process_job_id(connection_id: str) -> str:
-    return f"webhooks:{connection_id}"
-
-
-def make_queue(hub: HubLike) -> Queue:
-    """The queue processing jobs go to: the configured backend (``jobs.runtime.make_queue``): rq
-    when ``ABOHUB_REDIS_URL`` is set, else the embedded database queue. THE place to change it."""
-    return runtime.make_queue(hub)
 
 
 @dataclass
@@ -223,20 +206,12 @@ class WebhookReceiver:
         self,
         hub: HubLike,
         *,
-        queue: Queue | None = None,
         wall_clock: Clock | None = None,
         cache: ConnectorCache | None = None,
     ) -> None:
         self.hub = hub
         self.wall_clock = wall_clock or SystemClock()
         self.cache = cache or ConnectorCache()
-        self._queue = queue
-
-    @property
-    def queue(self) -> Queue:
-        if self._queue is None:
-            self._queue = make_queue(self.hub)
-        return self._queue
 
     def _open(self, connection: Connection) -> Connector:
         """The connection's connector, for verifying and parsing only (it makes no vendor calls)."""
@@ -251,7 +226,7 @@ class WebhookReceiver:
     def receive(
         self, connection_id: str, method: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> Receipt:
-        """Verify, parse and store one delivery; then queue its processing. See the module doc."""
+        """Verify, parse and store one delivery (the caller queues its processing). See the module doc."""
         if len(connection_id) > 40:
             raise NotFound(f"no connection {connection_id[:40]}…")
         uow = self.hub.uow("webhook")
@@ -273,8 +248,7 @@ class WebhookReceiver:
             rows = self._rows(connection_id, events, body, uow.now)
             stored = self._insert(uow, rows)
             uow.commit()
-        queued = self._enqueue(connection_id) if events else False
-        return Receipt(connection_id, len(events), stored, len(events) - stored, queued)
+        return Receipt(connection_id, len(events), stored, len(events) - stored)
 
     def _rows(
         self, connection_id: str, events: Sequence[WebhookEvent], body: bytes, now: datetime
@@ -314,16 +288,3 @@ class WebhookReceiver:
             .returning(WebhookReceipt.__table__.c.id)
         )
         return len(connection.execute(statement, rows).all())
-
-    def _enqueue(self, connection_id: str) -> bool:
-        try:
-            return self.queue.enqueue(
-                PROCESS_JOB, {"connection_id": connection_id}, process_job_id(connection_id)
-            )
-        except Exception as exc:
-            log.exception(
-                "webhook connection=%s stored but the processing job could not be queued", connection_id
-            )
-            raise WebhookUnavailable(
-                "the events are stored but could not be queued; retry the delivery"
-            ) from exc

@@ -447,6 +447,7 @@ class Mapping(Base):
     connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"), index=True)
     object_type: Mapped[str] = mapped_column(String(32))
     definition: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # grows by one with each saved change
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -468,6 +469,8 @@ class Link(Base):
     remote_id: Mapped[str] = mapped_column(String(100))
     remote_version: Mapped[str | None] = mapped_column(String(100))
     fingerprints: Mapped[dict[str, Any]]
+    # Remote object → the remote id this record was last associated with there (e.g. a deal's contact).
+    associations: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     last_pushed_at: Mapped[datetime | None]
     last_pulled_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

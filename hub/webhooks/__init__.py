@@ -2,8 +2,9 @@
 
 No API key (a vendor cannot send one): authenticity is the connection's
 connector checking the vendor's signature over the raw body, in constant time,
-within the vendor's timestamp window. The work is in
-:mod:`hub.services.webhooks`; this package is the HTTP edge.
+within the vendor's timestamp window. Verifying and storing is
+:mod:`hub.services.webhooks`; this package is the HTTP edge, and it queues the
+processing job once the events are stored (:mod:`hub.webhooks.processing`).
 
 =====================================================  ======  =================================
 Request                                                Status  Stored
@@ -41,9 +42,11 @@ from __future__ import annotations
 from flask import Flask
 
 from hub.services.webhooks import WebhookReceiver
-from hub.webhooks.receiver import DEFAULT_MAX_BYTES, EXTENSION, blp
+from hub.webhooks.processing import ProcessingQueue
+from hub.webhooks.receiver import DEFAULT_MAX_BYTES, EXTENSION, PROCESSING, blp
+from jobs.runtime import make_queue
 
-__all__ = ["DEFAULT_MAX_BYTES", "EXTENSION", "blp", "init_app"]
+__all__ = ["DEFAULT_MAX_BYTES", "EXTENSION", "PROCESSING", "blp", "init_app"]
 
 
 def init_app(app: Flask) -> None:
@@ -51,4 +54,5 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WEBHOOKS_MAX_BYTES", DEFAULT_MAX_BYTES)
     app.config.setdefault("WEBHOOKS_BEHIND_PROXY", bool(getattr(hub.settings, "behind_proxy", False)))
     app.extensions[EXTENSION] = WebhookReceiver(hub)
+    app.extensions[PROCESSING] = ProcessingQueue(lambda: make_queue(hub))
     app.register_blueprint(blp)

@@ -1,5 +1,6 @@
 """The webhook endpoint: read the raw body within the limit, work out the URL the vendor called,
-hand both to the receiver service, and answer at once (see :mod:`hub.webhooks`)."""
+hand both to the receiver service, queue the processing job, and answer at once (see
+:mod:`hub.webhooks`)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ from hub.services.webhooks import (
     WebhookUnauthorized,
     WebhookUnavailable,
 )
+from hub.webhooks.processing import ProcessingQueue
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 256 * 1024
 EXTENSION = "abohub.webhooks"
+PROCESSING = "abohub.webhooks.processing"
 DEFAULT_PORTS = {"http": "80", "https": "443"}
+RETRY = {"Retry-After": "5"}
 
 blp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
@@ -66,6 +70,18 @@ def _done(connection_id: str, status: int, started: float, **counts: Any) -> Non
     log.log(level, "webhook connection=%s status=%d %s ms=%.1f", connection_id[:40], status, details, elapsed)
 
 
+def _queue_processing(connection_id: str) -> bool | None:
+    """Queue the connection's processing job (True: newly queued); None when it could not be."""
+    processing: ProcessingQueue = current_app.extensions[PROCESSING]
+    try:
+        return processing.request(connection_id)
+    except Exception:
+        log.exception(
+            "webhook connection=%s stored but the processing job could not be queued", connection_id
+        )
+        return None
+
+
 @blp.post("/<connection_id>")
 def receive(connection_id: str) -> ResponseReturnValue:
     started = time.perf_counter()
@@ -99,14 +115,13 @@ def receive(connection_id: str) -> ResponseReturnValue:
         return error(400, "bad_request", f"the webhook body is malformed: {exc.message}")
     except WebhookUnavailable as exc:
         _done(connection_id, 503, started)
-        return error(503, "unavailable", exc.message, {"Retry-After": "5"})
-    _done(
-        connection_id,
-        200,
-        started,
-        events=receipt.events,
-        stored=receipt.stored,
-        duplicates=receipt.duplicates,
-        queued=receipt.queued,
-    )
+        return error(503, "unavailable", exc.message, RETRY)
+    counts = {"events": receipt.events, "stored": receipt.stored, "duplicates": receipt.duplicates}
+    queued = _queue_processing(connection_id) if receipt.events else False
+    if queued is None:
+        _done(connection_id, 503, started, **counts)
+        return error(
+            503, "unavailable", "the events are stored but could not be queued; retry the delivery", RETRY
+        )
+    _done(connection_id, 200, started, **counts, queued=queued)
     return jsonify(received=receipt.events, stored=receipt.stored, duplicates=receipt.duplicates)

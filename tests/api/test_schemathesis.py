@@ -3,7 +3,8 @@
 Generated ids almost never name a real record, so each case has its id path
 parameters and id body fields swapped for ids of real records about half of
 the time. That drives the fuzzing into the handlers (pausing a canceled
-subscription, crediting a draft invoice, changing to an archived plan…)
+subscription, crediting a draft invoice, changing to an archived plan,
+previewing a mapping on a real record of a HubSpot simulator connection…)
 instead of stopping at 404.
 """
 
@@ -17,9 +18,12 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from config import load_settings
+from connectors.hubspot.simulator import HubSpotSimulator
 from hub.app import create_app
 from hub.bootstrap import build
 from hub.services.apikeys import create_api_key
+from hub.services.connections import CreateConnection, create_connection
+from hub.services.crypto import generate_key
 from hub.services.payments import collect_due
 from tests import factories
 from tests.conftest import make_hub, wipe
@@ -56,14 +60,31 @@ def _seed(hub: Any) -> dict[str, list[str]]:
     return ids
 
 
+def _connect(hub: Any, sim: HubSpotSimulator, ids: dict[str, list[str]]) -> None:
+    """A HubSpot connection with its default mappings, aimed at by connection, object type and record."""
+    connection = create_connection(
+        CreateConnection(
+            "hubspot",
+            "HubSpot",
+            {"base_url": sim.base_url, "access_token": sim.token, "client_secret": sim.client_secret},
+        ),
+        hub.uow("tests"),
+    )
+    ids["connection_id"] = [connection.id]
+    ids["object_type"] = ["customer", "subscription"]
+    ids["local_id"] = ids["customer_id"] + ids["subscription_id"]
+
+
 @pytest.fixture(scope="module")
 def live(database):  # type: ignore[no-untyped-def]
-    hub = make_hub(database)
+    hub = make_hub(database, encryption_keys=(generate_key(),))
     wipe(hub)
     app = create_app(hub=hub)
     key = create_api_key("schemathesis", hub.uow()).secret
     ids = _seed(hub)
-    yield app, key, ids
+    with HubSpotSimulator(webhook_mode="off") as sim:
+        _connect(hub, sim, ids)
+        yield app, key, ids
     hub.close()
 
 

@@ -185,3 +185,31 @@ def test_transient_faults_are_ridden_out(sim):
     sim.faults.add("http_503", count=2, path="/crm/v3/objects/contacts")
     hubspot.check()
     assert sim.stats.count(method="GET", template="/crm/v3/objects/{object_type}") == 3
+
+
+BATCH_READ = "/crm/v3/objects/{object_type}/batch/read"
+
+
+def test_read_many_reads_a_hundred_per_request_and_leaves_out_what_is_missing(sim):
+    hubspot = connector(sim)
+    ids = sim.create_many(
+        "contacts", [{"email": f"k{i}@example.dk", "firstname": f"K{i}"} for i in range(150)]
+    )
+    sim.delete("contacts", ids[7])
+    wanted = [*ids, ids[3], "999999999"]  # a repeat and an id HubSpot never had
+    found = hubspot.read_many("contacts", wanted)
+    assert sorted(found) == sorted(set(ids) - {ids[7]})
+    assert found[ids[42]].properties["email"] == "k42@example.dk" and found[ids[42]].updated_at
+    assert sim.stats.count(method="POST", template=BATCH_READ) == 2
+    assert sim.stats.count(method="GET", template="/crm/v3/objects/{object_type}/{object_id}") == 0
+    assert hubspot.read_many("contacts", []) == {}
+
+
+def test_the_contracts_default_read_many_gives_the_same_records_one_read_at_a_time(sim):
+    from connectors.base import Connector
+
+    hubspot = connector(sim)
+    ids = sim.create_many("contacts", [{"email": f"d{i}@example.dk"} for i in range(3)])
+    one_by_one = Connector.read_many(hubspot, "contacts", [*ids, "999999999"])
+    assert one_by_one == hubspot.read_many("contacts", ids)
+    assert sim.stats.count(method="GET", template="/crm/v3/objects/{object_type}/{object_id}") == 4

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select
 
+from hub.services import catalog, customers
 from hub.store.models import Connection, JobRun, Mapping, OutboxMessage, SyncState
 from jobs.queue import DatabaseQueue
 from jobs.relay import relay, repair
@@ -102,3 +103,36 @@ def test_jobs_lost_after_the_commit_are_enqueued_again_by_repair(hub, clock, que
     assert repair(hub, queue, older_than=timedelta(minutes=2)) == 1
     assert queue.take().id == "push:con_1:customer"
     assert states(hub) == [("customer", customer.id)]
+
+
+def test_a_record_whose_retry_time_has_come_is_queued_at_once_by_repair(hub, clock, queue):
+    connect(hub, clock, "customer")
+    factories.customer(hub)
+    relay(hub, queue)
+    queue.finish(queue.take())  # the push ran and failed: the record waits for its retry
+    with hub.session_factory() as session, session.begin():
+        state = session.scalars(select(SyncState)).one()
+        state.attempts, state.next_attempt_at = 1, clock.now() + timedelta(seconds=30)
+    assert repair(hub, queue, older_than=timedelta(minutes=2)) == 0  # not yet due
+    clock.set(clock.now() + timedelta(seconds=30))
+    assert repair(hub, queue, older_than=timedelta(minutes=2)) == 1  # due: no grace as for lost jobs
+    assert queue.take().id == "push:con_1:customer"
+
+
+def test_a_renamed_customer_or_plan_touches_the_subscriptions_that_show_it(hub, clock, queue):
+    connect(hub, clock, "subscription")
+    karen, ole = factories.customer(hub, "Karen Jensen"), factories.customer(hub, "Ole Hansen")
+    basic, pro = factories.plan(hub, name="Basic"), factories.plan(hub, name="Pro")
+    karens = factories.subscribe(hub, karen.id, basic.id)
+    oles = factories.subscribe(hub, ole.id, pro.id)
+    relay(hub, queue)
+    with hub.session_factory() as session, session.begin():
+        session.execute(delete(SyncState))
+
+    customers.update_customer(customers.UpdateCustomer(karen.id, {"name": "Karen Holm"}), hub.uow())
+    relay(hub, queue)
+    assert states(hub) == [("subscription", karens)]
+
+    catalog.update_plan(catalog.Update(pro.id, {"name": "Pro 2027"}), hub.uow())
+    relay(hub, queue)
+    assert states(hub) == sorted([("subscription", karens), ("subscription", oles)])

@@ -50,10 +50,22 @@ def test_the_schedule_declares_the_periodic_jobs():
     every = {p.name: (p.function, p.every, p.queue) for p in SCHEDULE}
     assert every == {
         "relay_outbox": ("relay_outbox", timedelta(seconds=5), "default"),
-        "repair_sync_states": ("repair_sync_states", timedelta(minutes=1), "default"),
+        "repair_sync_states": ("repair_sync_states", timedelta(seconds=15), "default"),
         "poll_connections": ("poll_connections", timedelta(minutes=1), "default"),
         "run_billing": ("run_billing", timedelta(hours=1), "long"),
+        "reconcile_connections": ("reconcile_connections", timedelta(days=1), "long"),
     }
+
+
+def test_the_nightly_reconcile_is_queued_once_a_night_from_two_o_clock_utc(hub, clock):
+    nightly = next(p for p in SCHEDULE if p.name == "reconcile_connections")
+    assert nightly.offset == timedelta(hours=2)
+    clock.set(datetime(2026, 3, 1, 1, 59, tzinfo=UTC))
+    scheduler = Scheduler(embedded_queue(hub), clock, schedule=[nightly])
+    assert scheduler.tick() == [nightly.job_id(clock.now())]  # the night before's slot, if it never ran
+    for minutes, queued in ((1, True), (60, False), (24 * 60, False), (24 * 60 + 1, True)):
+        clock.set(datetime(2026, 3, 1, 1, 59, tzinfo=UTC) + timedelta(minutes=minutes))
+        assert bool(scheduler.tick()) is queued, clock.now()
 
 
 def test_slot_ids_depend_only_on_the_name_and_the_slot():
@@ -128,7 +140,8 @@ def test_two_schedulers_at_once_queue_each_slot_once_on_the_database(hub, clock)
     for _ in range(3):
         queued += _tick_together(schedulers)
         clock.set(clock.now() + timedelta(minutes=1))
-    assert len(queued) == len(set(queued)) == 3 * 3 + 1  # relay, repair, poll each minute; billing once
+    # relay, repair, poll each minute; billing and reconcile once
+    assert len(queued) == len(set(queued)) == 3 * 3 + 2
     assert sorted(queued) == job_ids(hub)
 
 
@@ -140,8 +153,8 @@ def test_two_schedulers_at_once_queue_each_slot_once_on_rq(redis_queue):
     for _ in range(3):
         queued += _tick_together(schedulers)
         clock.set(clock.now() + timedelta(minutes=1))
-    assert len(queued) == len(set(queued)) == 10  # relay, repair, poll each minute; billing once
-    assert redis_queue.pending() == 10
+    assert len(queued) == len(set(queued)) == 11  # relay, repair, poll each minute; billing, reconcile once
+    assert redis_queue.pending() == 11
     assert {redis_queue.fetch(job_id).origin for job_id in queued if "billing" in job_id} == {  # type: ignore[union-attr]
         f"{redis_queue.prefix}-default"  # no routes given: everything on default
     }
@@ -161,6 +174,7 @@ def test_finished_rows_are_purged_only_once_their_slot_cannot_recur(hub, clock):
     purge_finished(queue)
     assert {job_id.split(":")[1] for job_id in job_ids(hub)} == {
         "run_billing",
+        "reconcile_connections",
         "con_1",
     }
     queued = Scheduler(queue, clock).tick()  # the hourly and nightly slots still current are remembered
@@ -188,6 +202,7 @@ def test_make_scheduler_gives_each_backend_its_maintenance(hub, database, redis_
         queue = scheduler.queue
         assert isinstance(queue, RedisQueue) and queue.routes == {
             "run_billing": "long",
+            "reconcile_connections": "long",
         }
         scheduler.tick()
         billing = queue.fetch(

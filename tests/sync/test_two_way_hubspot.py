@@ -248,3 +248,20 @@ def test_a_record_that_always_fails_lands_in_dead_letters_and_replays(hub, sim, 
     status, letters = api.get("/dead-letters", open="true")
     assert letters["data"] == []
     assert api.post(f"/dead-letters/{letter['id']}/replay")[0] == 409
+
+
+def test_records_that_may_clash_are_read_a_hundred_per_request_before_the_push(hub, sim, connection_id):
+    team = [factories.customer(hub, f"Kunde Nummer{i}", email=f"kunde{i}@example.dk") for i in range(150)]
+    sync_out(hub, connection_id)
+    edited_remotely = remote_id_of(hub, team[0].id)
+    sim.edit("contacts", edited_remotely, {"lastname": "Olsen"})
+    sim.reset_stats()
+    for n, customer in enumerate(team):  # the name is a two-way field held for a person on a clash
+        customers.update_customer(customers.UpdateCustomer(customer.id, {"name": f"Ny Kunde{n}"}), hub.uow())
+
+    report = sync_out(hub, connection_id)
+    assert sim.stats.count(method="POST", template="/crm/v3/objects/{object_type}/batch/read") == 2
+    assert sim.stats.count(method="GET", template="/crm/v3/objects/{object_type}/{object_id}") == 0
+    assert (report.pushed, report.conflicts) == (149, 1)
+    assert sim.get("contacts", remote_id_of(hub, team[1].id))["properties"]["lastname"] == "Kunde1"
+    assert sim.get("contacts", edited_remotely)["properties"]["lastname"] == "Olsen"  # held, not overwritten

@@ -11,7 +11,8 @@ from sqlalchemy import event, select
 
 from hub.services.connections import UpdateConnection, update_connection
 from hub.store.models import JobRun, WebhookReceipt
-from hub.webhooks import EXTENSION
+from hub.webhooks import EXTENSION, PROCESSING
+from hub.webhooks.processing import ProcessingQueue
 from hub.webhooks.receiver import vendor_url
 from tests.webhooks.conftest import CLIENT_SECRET, counts, signed_headers
 
@@ -247,20 +248,19 @@ def test_the_number_of_queries_does_not_grow_with_the_events(hub, client, path):
 
 
 def test_a_queue_failure_is_503_and_a_vendor_retry_repairs_it(hub, app, client, path, connection):
-    receiver = app.extensions[EXTENSION]
-    working = receiver.queue
+    working = app.extensions[PROCESSING]
 
     class Down:
         def enqueue(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             raise ConnectionError("redis is restarting")
 
-    receiver._queue = Down()
+    app.extensions[PROCESSING] = ProcessingQueue(Down)
     response = post(client, path, events(1, 2))
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert response.get_json()["error"]["type"] == "unavailable"
     assert counts(hub)["webhook_receipts"] == 2 and counts(hub)["job_runs"] == 0
 
-    receiver._queue = working
+    app.extensions[PROCESSING] = working
     response = post(client, path, events(1, 2))  # the vendor retries: duplicates, but the job is queued
     assert response.get_json() == {"received": 2, "stored": 0, "duplicates": 2}
     with hub.session_factory() as session:

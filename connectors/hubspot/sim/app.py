@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from connectors.hubspot.sim import associations as assoc
 from connectors.hubspot.sim import errors, search
 from connectors.hubspot.sim.auth import Auth, Principal
 from connectors.hubspot.sim.clock import iso
@@ -59,6 +60,20 @@ RULES = [
     Rule("/crm/v3/objects/<object_type>/<object_id>", methods=["GET"], endpoint="objects_get"),
     Rule("/crm/v3/objects/<object_type>/<object_id>", methods=["PATCH"], endpoint="objects_update"),
     Rule("/crm/v3/objects/<object_type>/<object_id>", methods=["DELETE"], endpoint="objects_archive"),
+    *[
+        Rule(f"/crm/v4/associations/<from_type>/<to_type>/batch/{action}", methods=["POST"], endpoint=name)
+        for action, name in (
+            ("create", "associations_create"),
+            ("associate/default", "associations_default"),
+            ("read", "associations_read"),
+            ("archive", "associations_archive"),
+        )
+    ],
+    Rule(
+        "/crm/v4/objects/<object_type>/<object_id>/associations/<to_type>",
+        methods=["GET"],
+        endpoint="associations_list",
+    ),
 ]
 _PUBLIC = {"oauth_token", "oauth_authorize", "oauth_token_info", "oauth_revoke"}
 SYSTEM_RETURNED = ("createdate", "hs_object_id")
@@ -69,6 +84,8 @@ class Limits:
     batch: int = 100
     list_max: int = 100
     search: search.SearchLimits | None = None
+    associations: int = 2000  # inputs per association create/archive (a third-party figure)
+    association_reads: int = 1000  # inputs per association batch read (HubSpot's changelog)
 
 
 @dataclass
@@ -418,16 +435,132 @@ class HubSpotApp:
                 self.store.archive(record, source="INTEGRATION", source_id=str(self.app_id))
         return Answer(204)
 
+    # ------------------------------------------------------------ associations (v4)
+    def do_associations_create(
+        self, request: Request, _: Principal | None, from_type: str, to_type: str
+    ) -> Answer:
+        return self._associate(request, assoc.object_type(from_type), assoc.object_type(to_type), False)
+
+    def do_associations_default(
+        self, request: Request, _: Principal | None, from_type: str, to_type: str
+    ) -> Answer:
+        return self._associate(request, assoc.object_type(from_type), assoc.object_type(to_type), True)
+
+    def _associate(self, request: Request, from_type: str, to_type: str, default: bool) -> Answer:
+        links = self.store.associations
+        if default and (from_type, to_type) not in assoc.DEFAULT_TYPES:
+            raise errors.bad_request(f"There is no default association from {from_type} to {to_type}")
+        _, inputs, started = self._batch(request, self.limits.associations)
+        # Every input is validated before any is applied: a malformed one fails the whole batch.
+        planned = [
+            (
+                assoc.pair_input(item),
+                [assoc.DEFAULT_TYPES[(from_type, to_type)]]
+                if default
+                else assoc.type_ids(item, from_type, to_type, links),
+            )
+            for item in inputs
+        ]
+        missing: dict[str, list[str]] = {"from": [], "to": []}
+        results = []
+        for (from_id, to_id), type_ids in planned:
+            source, target = self.store.get(from_type, from_id), self.store.get(to_type, to_id)
+            if source is None or target is None:
+                for side, value, record in (("from", from_id, source), ("to", to_id, target)):
+                    if record is None and value not in missing[side]:
+                        missing[side].append(value)
+                continue
+            ends = (from_type, source.id), (to_type, target.id)
+            for type_id in type_ids:
+                links.add(*ends, type_id)
+            links.writes[(from_type, to_type)] += 1
+            results.append(
+                assoc.default_result(*ends, type_ids[0]) if default else links.created(*ends, type_ids)
+            )
+        errs = [
+            assoc.not_found(side, kind, ids)
+            for side, kind, ids in (("from", from_type, missing["from"]), ("to", to_type, missing["to"]))
+            if ids
+        ]
+        answer = _batch_answer(201, results, errs, self._times(started))
+        if default:  # the spec answers the default endpoint 200 (its body may still carry errors)
+            answer.status = 200
+        return answer
+
+    def do_associations_read(
+        self, request: Request, _: Principal | None, from_type: str, to_type: str
+    ) -> Answer:
+        from_kind, to_kind = assoc.object_type(from_type), assoc.object_type(to_type)
+        _, inputs, started = self._batch(request, self.limits.association_reads)
+        results, errs = [], []
+        for item in inputs:
+            from_id = str(_input_id(item))
+            after = _after(item.get("after"))
+            source = self.store.get(from_kind, from_id)
+            page, following = (
+                self.store.associations.read((from_kind, source.id), to_kind, after) if source else ([], None)
+            )
+            if not page:
+                errs.append(assoc.none_associated(from_kind, to_kind, from_id))
+                continue
+            result: dict[str, Any] = {"from": {"id": from_id}, "to": page}
+            if following is not None:
+                result["paging"] = {"next": {"after": str(following)}}
+            results.append(result)
+        return _batch_answer(200, results, errs, self._times(started))
+
+    def do_associations_archive(
+        self, request: Request, _: Principal | None, from_type: str, to_type: str
+    ) -> Answer:
+        from_kind, to_kind = assoc.object_type(from_type), assoc.object_type(to_type)
+        _, inputs, _started = self._batch(request, self.limits.associations)
+        pairs = []
+        for item in inputs:
+            source, targets = item.get("from"), item.get("to")
+            if not isinstance(source, dict) or not isinstance(targets, list):
+                raise errors.bad_request("each input needs from: {id} and to: [{id}, ...]")
+            if not all(isinstance(target, dict) for target in targets):
+                raise errors.bad_request("each of to must be an object with an id")
+            pairs += [(str(_input_id(source)), str(_input_id(target))) for target in targets]
+        for from_id, to_id in pairs:
+            source, target = self.store.get(from_kind, from_id), self.store.get(to_kind, to_id)
+            if source is not None and target is not None:
+                self.store.associations.remove((from_kind, source.id), (to_kind, target.id))
+                self.store.associations.writes[(from_kind, to_kind)] += 1
+        return Answer(204)
+
+    def do_associations_list(
+        self, request: Request, _: Principal | None, object_type: str, object_id: str, to_type: str
+    ) -> Answer:
+        from_kind, to_kind = assoc.object_type(object_type), assoc.object_type(to_type)
+        limit = _query_int(request, "limit", assoc.PAGE)
+        if limit < 1 or limit > assoc.PAGE:
+            raise errors.bad_request(f"limit must be between 1 and {assoc.PAGE}; got {limit}")
+        after = _after(request.args.get("after"))
+        source = self.store.get(from_kind, object_id)
+        page, following = (
+            self.store.associations.read((from_kind, source.id), to_kind, after, limit)
+            if source
+            else ([], None)
+        )
+        body: dict[str, Any] = {"results": page}
+        if following is not None:
+            body["paging"] = {"next": {"after": str(following)}}
+        return Answer(200, body)
+
     # ------------------------------------------------------------- internals
-    def _batch(self, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    def _batch(
+        self, request: Request, limit: int | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
         started = self.store.clock.now_ms()
         data = _json(request)
         if not isinstance(data, dict) or not isinstance(data.get("inputs"), list):
             raise errors.bad_request("the body must be an object with a list of inputs")
         inputs = data["inputs"]
-        if len(inputs) > self.limits.batch:
+        limit = self.limits.batch if limit is None else limit
+        if len(inputs) > limit:
             raise errors.bad_request(
-                f"The maximum number of inputs supported in a batch request is {self.limits.batch}. "
+                f"The maximum number of inputs supported in a batch request is {limit}. "
                 "Please reduce the number of items and try again",
                 context={"inputs": [str(len(inputs))]},
             )
@@ -529,6 +662,15 @@ def _input_id(item: dict[str, Any]) -> Any:
     if "id" not in item or item["id"] in (None, ""):
         raise errors.bad_request("each input needs an id")
     return item["id"]
+
+
+def _after(value: Any) -> int:
+    """A paging cursor (an offset here); 400 for one this simulator did not hand out."""
+    if value in (None, ""):
+        return 0
+    if not str(value).isdigit():
+        raise errors.bad_request(f"after must be a paging cursor from a previous answer; got {value!r}")
+    return int(value)
 
 
 def _no_duplicates(ids: list[str]) -> None:

@@ -4,6 +4,7 @@ Every write goes through :class:`Store` under one re-entrant lock, so a batch
 is applied atomically with respect to other requests. Each change that alters
 a record tells the listeners (the webhook dispatcher) what changed, and who
 changed it (``INTEGRATION`` for API calls, ``CRM_UI`` for a test's "UI" edit).
+Associations between records live here too; archiving a record drops them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connectors.hubspot.sim import errors
+from connectors.hubspot.sim.associations import Associations
 from connectors.hubspot.sim.clock import SimClock, iso
 from connectors.hubspot.sim.schema import LABEL, MODIFIED, OBJECT_TYPES, SINGULAR, Schema
 
@@ -86,6 +88,7 @@ class Store:
         self._unique: dict[tuple[str, str], dict[str, int]] = {}
         self.listeners: list[Callable[[list[Change]], None]] = []
         self.writes: Counter[tuple[str, str]] = Counter()
+        self.associations = Associations()
 
     # ----------------------------------------------------------------- reading
     def get(self, object_type: str, object_id: int | str, *, archived: bool = False) -> Record | None:
@@ -220,6 +223,7 @@ class Store:
                 return
             now = self.clock.now_ms() if at is None else at
             self._index(record, record.props, {})
+            self.associations.drop((record.object_type, record.id))
             record.archived = True
             record.archived_ms = now
             record.updated_ms = now
@@ -233,6 +237,7 @@ class Store:
                 records.clear()
             self._unique.clear()
             self.writes.clear()
+            self.associations.clear()
 
     # ---------------------------------------------------------------- internals
     def _check_unique(self, object_type: str, values: dict[str, str], own_id: int | None) -> None:

@@ -1,0 +1,632 @@
+"""Sync-throughput benchmark: 10,000 changed customers pushed to the HubSpot simulator under its rate limit.
+
+Run it with ``python -m bench.sync_throughput`` (``--help`` for options). It
+
+1. measures the **baseline**: the HubSpot connector alone (no database, no jobs) writing full
+   batch updates of 100 contacts to a simulator with the same rate limit, as fast as its token
+   bucket lets it, for 3.5 windows: what the limit and the client's pacing allow by themselves;
+2. for each job backend asked for (``--backend embedded``, ``rq`` or ``both``): creates a fresh
+   database ``abohub_bench_sync`` on the local PostgreSQL server, loads N customers with ``COPY``
+   and links each to a contact in a HubSpot simulator with its rate limit **on** (what a first
+   sync leaves behind; setup, not timed), with a connection configured for the same limit
+   (``requests_per_ten_seconds``); then changes one field of every customer through the service
+   layer (``update_customer``: the change, its event and its outbox row in one transaction);
+3. starts the job runtime: the embedded :class:`~jobs.queue.DatabaseQueue` worker threads in this
+   process, or ``abohub worker`` rq processes on Redis, with the real scheduler (relay and repair
+   only: polling would add inbound traffic to what is measured), and times from its first relay
+   until the simulator has the last record's new value: outbox → relay → sync states → push
+   jobs → batch writes, the real path;
+4. compares every simulator record with the hub (nothing lost, nothing doubled, nothing left
+   dirty or dead-lettered), counts the requests the simulator answered and how many were 429.
+
+The limit: HubSpot's own, 190 requests per rolling 10 s (``--limit``, ``--window``), the one
+the connector is configured for; a shorter scaled window would be stricter than anything the
+connector can be told (``requests_per_ten_seconds``), so its 429s would measure the scaling.
+The **ceiling** is what the limit allows with full batches: (requests per second) × 100 records
+per batch, halved with ``--field name``, where a possible clash makes the push read the
+records first (one batch read per batch write). The target: at least 0.9 of the ceiling,
+nothing lost, under 1 % of requests answered 429. The machine is shared: compare figures from
+one run.
+
+Exit status: 0 when the checks passed and the target was met, 1 when a check failed (records
+lost, doubled or left behind), 3 when the checks passed but the target was missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import redis
+from sqlalchemy import func, insert, select
+
+from bench._common import DEFAULT_ADMIN_URL, fresh_database
+from config import load_settings
+from connectors.base import ConnectorContext, WriteItem
+from connectors.hubspot.connector import HubSpotConnector
+from connectors.hubspot.sim.store import Change
+from connectors.hubspot.simulator import HubSpotSimulator
+from hub.bootstrap import Hub, build
+from hub.domain.ids import new_id
+from hub.services.connections import CreateConnection, create_connection, open_connector
+from hub.services.crypto import generate_key
+from hub.services.customers import UpdateCustomer, update_customer
+from hub.services.sync import load_mapping, local_values
+from hub.store.migrate import upgrade
+from hub.store.models import Conflict, Customer, DeadLetter, Link, SyncState
+from jobs.embedded import EmbeddedRuntime
+from jobs.runtime import embedded_queue, make_scheduler
+from jobs.schedule import SCHEDULE
+from jobs.worker import EmbeddedWorker
+from mappings import plan_record
+
+DB_NAME = "abohub_bench_sync"
+SECRET = "bench-sync-throughput-not-a-secret"  # a throwaway database
+REDIS_URL = os.environ.get("ABOHUB_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+TARGET_RATIO = 0.9
+TARGET_429 = 0.01
+BATCH = 100  # HubSpot's batch size
+ACTOR = "system:bench"
+# Relay and repair, as the real scheduler runs them; polling would add inbound traffic.
+BENCH_SCHEDULE = tuple(p for p in SCHEDULE if p.name in ("relay_outbox", "repair_sync_states"))
+# The field changed → (the remote property that shows it, requests per full batch of records).
+FIELDS = {
+    "vat_number": ("abohub_vat_number", 1),  # hub wins: written without a look
+    "name": ("lastname", 2),  # held for a person on a clash: read (batch read) before the write
+}
+
+
+@dataclass
+class Outcome:
+    backend: str
+    customers: int
+    seconds: float = 0.0
+    confirmed: int = 0
+    requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    profile: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.confirmed / self.seconds if self.seconds else 0.0
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    @property
+    def rejected(self) -> int:
+        return sum(n for (_, _, status), n in self.requests.items() if status == 429)
+
+    @property
+    def rejected_share(self) -> float:
+        return self.rejected / self.total_requests if self.total_requests else 0.0
+
+
+# --- setup ------------------------------------------------------------------------------
+
+
+def make_hub(url: str, key: str, redis_prefix: str | None) -> Hub:
+    overrides: dict[str, Any] = {"database_url": url, "secret_key": SECRET, "encryption_keys": (key,)}
+    if redis_prefix:
+        overrides |= {"redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+    return build(load_settings({}, **overrides))
+
+
+def load_customers(url: str, count: int) -> list[str]:
+    """N customers, written with COPY (setup: what is measured is the sync of their changes)."""
+    at = datetime.now(UTC) - timedelta(days=1)
+    ids = [new_id("cus") for _ in range(count)]
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY customers (id, name, email, country, vat_number, currency, locale, address_line1, "
+            "address_line2, postal_code, city, metadata, mrr, revenue_state, first_active_at, created_at, "
+            "updated_at) FROM STDIN"
+        ) as copy:
+            for n, cid in enumerate(ids):
+                copy.write_row(
+                    (
+                        cid,
+                        f"Bench Kunde{n}",
+                        f"kunde{n}@bench.example.dk",
+                        "DK",
+                        None,
+                        "DKK",
+                        "da_DK",
+                        f"Benchvej {n % 200 + 1}",
+                        None,
+                        f"{1000 + n % 8000}",
+                        "København",
+                        "{}",
+                        0,
+                        "none",
+                        None,
+                        at,
+                        at,
+                    )
+                )
+        conn.commit()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE customers")
+    return ids
+
+
+def pre_link(hub: Hub, sim: HubSpotSimulator, connection_id: str, ids: list[str]) -> None:
+    """Each customer as a contact in the simulator and linked, as a first sync leaves them (not timed).
+
+    The contact holds what the first push would have sent and the link its fingerprints, computed
+    by the mapping engine, so the timed run pushes exactly the one changed field of each customer.
+    """
+    now = hub.clock.now()
+    with hub.session_factory() as session:
+        mapping = load_mapping(session, connection_id, "customer")
+        values = local_values(session, "customer", ids)
+    assert mapping is not None
+    rows = []
+    for cid in ids:
+        plan = plan_record(mapping, values[cid], None, None)
+        remote_id = sim.create(mapping.remote_object, {**plan.push, "abohub_id": cid}, webhooks=False)
+        rows.append(
+            {
+                "connection_id": connection_id,
+                "object_type": "customer",
+                "local_id": cid,
+                "remote_object": mapping.remote_object,
+                "remote_id": remote_id,
+                "fingerprints": plan.fingerprints,
+                "last_pushed_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    with hub.engine.begin() as connection:
+        connection.execute(insert(Link), rows)
+
+
+def new_value(what: str, n: int) -> str:
+    return f"DK{20_000_000 + n}" if what == "vat_number" else f"Bench Kunde{n} Ny"
+
+
+def change_all(hub: Hub, ids: list[str], what: str) -> float:
+    """One change per customer through the service layer (change, event, outbox row); seconds taken.
+
+    A few threads: each change is its own transaction, and this is setup, not what is measured.
+    """
+    began = time.perf_counter()
+
+    def change(n: int) -> None:
+        update_customer(UpdateCustomer(ids[n], {what: new_value(what, n)}), hub.uow(ACTOR))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(change, range(len(ids))))
+    return time.perf_counter() - began
+
+
+class Confirmations:
+    """Listens to the simulator's store: when did each record get its new value from the API?"""
+
+    def __init__(self, remote_property: str) -> None:
+        self.remote_property = remote_property
+        self.at: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, changes: list[Change]) -> None:
+        moment = time.perf_counter()
+        for change in changes:
+            if change.source == "INTEGRATION" and change.property_name == self.remote_property:
+                with self._lock:
+                    self.at[change.object_id] = moment
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.at)
+
+    def last(self) -> float:
+        with self._lock:
+            return max(self.at.values())
+
+
+# --- the job runtimes -------------------------------------------------------------------
+
+
+@contextmanager
+def embedded_runtime(hub: Hub, workers: int, profile: Profile) -> Iterator[None]:
+    queue = embedded_queue(hub)
+    runtime = EmbeddedRuntime(
+        workers=[EmbeddedWorker(hub, queue, idle_seconds=0.2) for _ in range(workers)],
+        scheduler=make_scheduler(hub, BENCH_SCHEDULE),
+    )
+    for worker in runtime.workers:
+        worker.start()
+    assert runtime.scheduler is not None
+    runtime.scheduler.start()
+    try:
+        yield
+    finally:
+        runtime.stop(timeout=60)
+
+
+@contextmanager
+def rq_runtime(hub: Hub, workers: int, profile: Profile) -> Iterator[None]:
+    settings = hub.settings
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ABOHUB_")},
+        "ABOHUB_DATABASE_URL": settings.database_url,
+        "ABOHUB_SECRET_KEY": settings.secret_key,
+        "ABOHUB_ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
+        "ABOHUB_REDIS_URL": REDIS_URL,
+        "ABOHUB_REDIS_PREFIX": settings.redis_prefix,
+        "ABOHUB_LOG_LEVEL": "INFO",
+        "ABOHUB_LOG_JSON": "true",
+    }
+    abohub = os.path.join(os.path.dirname(sys.executable), "abohub")
+    log_path = os.path.join(tempfile.gettempdir(), f"{settings.redis_prefix}-workers.log")
+    with open(log_path, "wb") as log_file:
+        processes = [
+            subprocess.Popen(
+                [abohub, "worker", "-q", "default"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(workers)
+        ]
+    print(f"  rq: {workers} `abohub worker` processes, their output in {log_path}")
+    scheduler = make_scheduler(hub, BENCH_SCHEDULE)
+    try:
+        time.sleep(1.0)  # the workers register with Redis before the first job is queued
+        scheduler.start()
+        yield
+    finally:
+        scheduler.stop(30)
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        profile.worker_log(log_path)
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"{settings.redis_prefix}*"):
+            client.delete(key)
+
+
+class Profile(logging.Handler):
+    """Adds up what the time went to: from this process's log records, or from rq workers' log lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.totals: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        duration = getattr(record, "duration_ms", None)
+        if duration is not None:
+            self.totals["HTTP requests (s)"] += duration / 1000
+            self.totals["client rate-limit waits (s)"] += getattr(record, "rate_limit_wait_ms", 0) / 1000
+            return
+        self.job_line(record.getMessage())
+
+    def job_line(self, message: str) -> None:
+        """``job … (function) attempt N done in X s``: count the push and relay jobs' time."""
+        if " done in " not in message:
+            return
+        seconds = float(message.rsplit(" done in ", 1)[1].split()[0])
+        if "(push_changes)" in message:
+            self.totals["push jobs (s)"] += seconds
+            self.totals["push job runs"] += 1
+        elif "(relay_outbox)" in message:
+            self.totals["relay jobs (s)"] += seconds
+
+    def worker_log(self, path: str) -> None:
+        """The rq workers' JSON log lines (``ABOHUB_LOG_JSON``)."""
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if line.startswith("{"):
+                    self.job_line(str(json.loads(line).get("event", "")))
+
+
+@contextmanager
+def profiling() -> Iterator[Profile]:
+    handler = Profile()
+    loggers = [logging.getLogger("connectors.http"), logging.getLogger("jobs.worker")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+    loggers[0].setLevel(logging.DEBUG)
+    loggers[1].setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+# --- one run ----------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, backend: str) -> Outcome:
+    outcome = Outcome(backend, args.customers)
+    remote_property, _ = FIELDS[args.field]
+    prefix = f"abohub-bench-sync-{uuid.uuid4().hex[:8]}" if backend == "rq" else None
+    with (
+        fresh_database(args.admin_url, DB_NAME, keep=args.keep) as url,
+        HubSpotSimulator(webhook_mode="off", rate_limit=args.limit, rate_limit_interval=args.window) as sim,
+    ):
+        hub = make_hub(url, generate_key(), prefix)
+        try:
+            upgrade(hub.engine)
+            setup_began = time.perf_counter()
+            connection = create_connection(
+                CreateConnection(
+                    "hubspot",
+                    "HubSpot (simulator)",
+                    {
+                        "base_url": sim.base_url,
+                        "access_token": sim.token,
+                        "client_secret": sim.client_secret,
+                        "requests_per_ten_seconds": round(args.limit * 10 / args.window),
+                    },
+                ),
+                hub.uow(ACTOR),
+            )
+            open_connector(hub.uow(ACTOR), connection.id).ensure_properties()
+            ids = load_customers(url, args.customers)
+            pre_link(hub, sim, connection.id, ids)
+            linked = time.perf_counter()
+            changing = change_all(hub, ids, args.field)
+            print(
+                f"  setup: {len(ids):,} customers loaded and linked in {linked - setup_began:.1f} s, "
+                f"each changed ({args.field}) through the service layer in {changing:.1f} s "
+                f"({len(ids) / changing:,.0f}/s)"
+            )
+            time.sleep(args.window)  # a quiet window: the timed run starts as after any idle spell
+            sim.reset_stats()
+            confirmations = Confirmations(remote_property)
+            sim.store.listeners.append(confirmations)
+            runtime = embedded_runtime if backend == "embedded" else rq_runtime
+            with profiling() as profile:
+                began = time.perf_counter()
+                with runtime(hub, args.workers, profile):
+                    deadline = began + args.timeout
+                    while confirmations.count() < len(ids) and time.perf_counter() < deadline:
+                        time.sleep(0.02)
+                    outcome.confirmed = confirmations.count()
+                    ended = confirmations.last() if outcome.confirmed else time.perf_counter()
+                    outcome.seconds = ended - began
+                    wait_settled(hub, deadline)
+                outcome.profile = dict(profile.totals)
+            outcome.requests = Counter(sim.stats.requests)
+            outcome.problems = verify(hub, sim, ids, args.field, remote_property)
+        finally:
+            hub.close()
+    return outcome
+
+
+def wait_settled(hub: Hub, deadline: float) -> None:
+    """Until no record is left dirty (the last links and sync states are written after the push)."""
+    while time.perf_counter() < deadline:
+        with hub.session_factory() as session:
+            if not session.scalar(select(func.count()).select_from(SyncState)):
+                return
+        time.sleep(0.05)
+
+
+def verify(hub: Hub, sim: HubSpotSimulator, ids: list[str], what: str, remote_property: str) -> list[str]:
+    """Each simulator record against the hub: every change arrived, once, on the right record."""
+    problems: list[str] = []
+    contacts = {str(r["id"]): r["properties"] for r in sim.records("contacts")}
+    if len(contacts) != len(ids):
+        problems.append(f"the simulator holds {len(contacts):,} contacts, expected {len(ids):,}")
+    with hub.session_factory() as session:
+        links = {local: remote for local, remote in session.execute(select(Link.local_id, Link.remote_id))}
+        column = getattr(Customer, what)
+        hub_values = {cid: value for cid, value in session.execute(select(Customer.id, column))}
+        left = {
+            "dirty sync states": session.scalar(select(func.count()).select_from(SyncState)),
+            "dead letters": session.scalar(select(func.count()).select_from(DeadLetter)),
+            "conflicts": session.scalar(select(func.count()).select_from(Conflict)),
+        }
+    lost = 0
+    for n, cid in enumerate(ids):
+        expected = new_value(what, n)
+        shown = expected.split(" ", 1)[1] if what == "name" else expected  # lastname: all but the first word
+        remote = contacts.get(links.get(cid, ""))
+        if hub_values.get(cid) != expected or remote is None or remote.get(remote_property) != shown:
+            lost += 1
+    if lost:
+        problems.append(f"{lost:,} records lost: the simulator does not show the hub's new value")
+    problems += [f"{count:,} {name} left" for name, count in left.items() if count]
+    return problems
+
+
+# --- the baseline: the connector alone ---------------------------------------------------
+
+
+@dataclass
+class Baseline:
+    seconds: float
+    records: int
+    requests: int
+    rejected: int
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+def connector_baseline(args: argparse.Namespace, seconds: float) -> Baseline:
+    """Full batch updates of 100 contacts through the connector alone, as fast as its bucket lets it.
+
+    No database, no jobs: what the rate limit and the client's pacing allow by themselves, over
+    ``seconds`` (several windows), from a quiet window, against a simulator of its own.
+    """
+    with HubSpotSimulator(webhook_mode="off", rate_limit=args.limit, rate_limit_interval=args.window) as sim:
+        config = {
+            "base_url": sim.base_url,
+            "access_token": sim.token,
+            "client_secret": sim.client_secret,
+            "requests_per_ten_seconds": round(args.limit * 10 / args.window),
+        }
+        hubspot = HubSpotConnector(config, ConnectorContext(timeout_seconds=30))
+        hubspot.ensure_properties()
+        ids = sim.create_many("contacts", [{"email": f"base{n}@bench.example.dk"} for n in range(BATCH)])
+        time.sleep(args.window)
+        sim.reset_stats()
+        records, round_number = 0, 0
+        began = time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            round_number += 1
+            items = [
+                WriteItem(f"cus_base_{n}", {"firstname": f"Runde{round_number}"}, f"k{n}", remote_id=rid)
+                for n, rid in enumerate(ids)
+            ]
+            records += sum(result.ok for result in hubspot.write_batch("contacts", items))
+        took = time.perf_counter() - began
+        return Baseline(took, records, sim.stats.count(), sim.stats.count(status=429))
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+def ceiling_of(args: argparse.Namespace) -> tuple[float, int]:
+    """(records per second the limit allows with full batches, requests per full batch of records)."""
+    _, requests_per_batch = FIELDS[args.field]
+    return args.limit / args.window * BATCH / requests_per_batch, requests_per_batch
+
+
+def report(outcome: Outcome, args: argparse.Namespace) -> None:
+    """Print one backend's run."""
+    _, requests_per_batch = ceiling_of(args)
+    needed = math.ceil(outcome.customers / BATCH) * requests_per_batch
+    by_endpoint: Counter[str] = Counter()
+    for (method, template, status), n in outcome.requests.items():
+        by_endpoint[f"{method} {template.rsplit('/', 1)[-1]} {status}"] += n
+    print(
+        f"  {outcome.backend}: {outcome.confirmed:,} of {outcome.customers:,} records confirmed in "
+        f"{outcome.seconds:.2f} s = {outcome.rate:,.0f} records/s"
+    )
+    print(
+        f"    requests: {outcome.total_requests} (full batches need {needed}; "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(by_endpoint.items()))
+        + f"); 429: {outcome.rejected} = {outcome.rejected_share:.1%}"
+    )
+    if outcome.profile:
+        print("    where the time went (job runs, summed): " + profile_line(outcome))
+    for problem in outcome.problems:
+        print(f"    PROBLEM: {problem}")
+
+
+def profile_line(outcome: Outcome) -> str:
+    totals = outcome.profile
+    push = totals.get("push jobs (s)", 0.0)
+    line = f"{totals.get('push job runs', 0):.0f} push job runs {push:.2f} s"
+    if "HTTP requests (s)" in totals:  # the embedded workers log their requests in this process
+        http = totals["HTTP requests (s)"]
+        wait = totals.get("client rate-limit waits (s)", 0.0)
+        line += (
+            f", of which HTTP {http:.2f} s and client bucket waits {wait:.2f} s, the rest "
+            f"(database, mapping) {push - http - wait:.2f} s"
+        )
+    return line + f"; relay {totals.get('relay jobs (s)', 0.0):.2f} s; wall {outcome.seconds:.2f} s"
+
+
+def summary(args: argparse.Namespace, baseline: Baseline | None, outcomes: list[Outcome]) -> bool:
+    """The figures side by side; True when every run met the target."""
+    ceiling, requests_per_batch = ceiling_of(args)
+    per_request = BATCH // requests_per_batch
+    print()
+    print(
+        f"ceiling:                  {ceiling:8,.0f} records/s ({args.limit / args.window:g} requests/s x "
+        f"{per_request} records per request)"
+    )
+    if baseline is not None:
+        share = baseline.rejected / baseline.requests if baseline.requests else 0.0
+        print(
+            f"baseline, connector only: {baseline.rate:8,.0f} records/s ({baseline.records:,} records in "
+            f"{baseline.seconds:.1f} s), {baseline.rate / ceiling:.2f} of the ceiling, "
+            f"429: {baseline.rejected} of {baseline.requests} = {share:.1%}"
+        )
+    met_all = True
+    for outcome in outcomes:
+        ratio = outcome.rate / ceiling
+        versus = f", {outcome.rate / baseline.rate:.2f} x baseline" if baseline and baseline.rate else ""
+        print(
+            f"{outcome.backend + ' jobs, full path:':<26}{outcome.rate:8,.0f} records/s "
+            f"({outcome.seconds:.1f} s), {ratio:.2f} of the ceiling{versus}, "
+            f"429: {outcome.rejected} of {outcome.total_requests} = {outcome.rejected_share:.1%}, "
+            f"lost: {outcome.customers - outcome.confirmed:,}"
+        )
+        met_all &= ratio >= TARGET_RATIO and outcome.rejected_share < TARGET_429 and not outcome.problems
+    print(
+        f"target: >= {TARGET_RATIO} of the ceiling, < {TARGET_429:.0%} of requests answered 429, nothing "
+        f"lost -> {'MET' if met_all else 'NOT MET'}"
+    )
+    return met_all
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.sync_throughput", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--customers", type=int, default=10_000, help="customers changed (10000)")
+    parser.add_argument("--backend", choices=["embedded", "rq", "both"], default="both")
+    parser.add_argument("--workers", type=int, default=2, help="worker threads or rq processes (2)")
+    parser.add_argument("--limit", type=int, default=190, help="simulator: requests per window (190)")
+    parser.add_argument("--window", type=float, default=10.0, help="simulator: window in seconds (10)")
+    parser.add_argument("--field", choices=sorted(FIELDS), default="vat_number", help="what changes")
+    parser.add_argument(
+        "--baseline-windows", type=float, default=3.5, help="how long the connector-only baseline runs (3.5)"
+    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up on a run after this (s)")
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="PostgreSQL URL to create databases")
+    parser.add_argument("--keep", action="store_true", help=f"keep the database {DB_NAME} afterwards")
+    args = parser.parse_args(argv)
+    logging.getLogger("rq").setLevel(logging.WARNING)  # the scheduler's lock messages
+    backends = ["embedded", "rq"] if args.backend == "both" else [args.backend]
+    print(
+        f"Sync-throughput benchmark: {args.customers:,} changed customers ({args.field}) pushed to the "
+        f"HubSpot simulator, rate limit {args.limit} requests per {args.window:g} s, "
+        f"{args.workers} worker(s), PostgreSQL ({DB_NAME})"
+    )
+    baseline = None
+    if args.baseline_windows > 0:
+        baseline = connector_baseline(args, args.baseline_windows * args.window)
+        print(
+            f"  baseline: the connector alone, full batch updates of {BATCH} contacts as fast as its "
+            f"bucket allows for {baseline.seconds:.1f} s: {baseline.rate:,.0f} records/s"
+        )
+    outcomes = []
+    for backend in backends:
+        outcome = run(args, backend)
+        report(outcome, args)
+        outcomes.append(outcome)
+    met = summary(args, baseline, outcomes)
+    if any(outcome.problems for outcome in outcomes):
+        print("FAILED: records were lost, doubled or left behind; the figures do not count")
+        return 1
+    return 0 if met else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
