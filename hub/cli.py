@@ -912,6 +912,8 @@ def _reconcile_table(report: Any) -> str:
     for name, values in rows:
         cells = "".join(f"  {value:>{width}}" for value, width in zip(values, widths, strict=True))
         lines.append(f"{name:<{label}}{cells}")
+    if report.associated:
+        lines.append(f"associated {report.associated} subscription(s) with their customer's record")
     verb = "would make" if report.dry_run else "made"
     lines.append(f"{verb} {report.changes} change(s), {report.failed} failure(s), in {report.seconds:.1f} s")
     for one in objects:
@@ -919,6 +921,7 @@ def _reconcile_table(report: Any) -> str:
             lines.append(f"  {one.object_type}: {reason}")
         if one.failed > len(one.failures):
             lines.append(f"  {one.object_type}: … and {one.failed - len(one.failures)} more")
+    lines += [f"  association: {reason}" for reason in report.association_failures]
     return "\n".join(lines)
 
 

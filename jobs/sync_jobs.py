@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from hub.services.associations import associate_subscriptions
 from hub.services.connections import open_connector
 from hub.services.runtime import Runtime
 from hub.services.sync import SyncReport, actor, forget_remote_records, pull_records, push_changes
@@ -21,11 +22,15 @@ from jobs.relay import PUSH, push_job_id
 
 log = logging.getLogger(__name__)
 RECEIPTS_PER_RUN = 1000
+ASSOCIATED = ("subscription", "customer")  # a push of either may complete a subscription ↔ customer pair
 
 
 @job(PUSH)
 def push_job(hub: Runtime, connection_id: str, object_type: str, **_: Any) -> dict[str, Any]:
     report = push_changes(hub, connection_id, object_type)
+    if report.pushed and object_type in ASSOCIATED:
+        connector = open_connector(hub.uow(actor(connection_id)), connection_id)
+        report.errors += associate_subscriptions(hub, connection_id, connector).errors
     if report.more:
         from jobs.runtime import make_queue
 

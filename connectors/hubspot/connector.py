@@ -57,7 +57,7 @@ from connectors.ratelimit import make_bucket
 API = "https://api.hubapi.com"
 UPSERT_KEY = "abohub_id"
 BATCH_LIMIT = 100
-SEARCH_LIMIT = 100
+SEARCH_LIMIT = 200  # the most one search request returns
 SEARCH_CAP = 10_000
 SIGNATURE_WINDOW = timedelta(minutes=5)
 MODIFIED = {

@@ -38,6 +38,7 @@ from sqlalchemy import select
 
 from connectors.base import Connector, RemoteRecord
 from hub.domain.errors import InvalidRequest, NotFound, StateConflict
+from hub.services.associations import associate_subscriptions
 from hub.services.connections import open_connector
 from hub.services.runtime import Runtime
 from hub.services.sync import (
@@ -106,15 +107,17 @@ class ReconcileReport:
     connection_id: str
     dry_run: bool
     objects: list[ObjectReport] = field(default_factory=list)
+    associated: int = 0  # subscriptions' remote records newly tied to their customer's
+    association_failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def changes(self) -> int:
-        return sum(one.changes for one in self.objects)
+        return sum(one.changes for one in self.objects) + self.associated
 
     @property
     def failed(self) -> int:
-        return sum(one.failed for one in self.objects)
+        return sum(one.failed for one in self.objects) + len(self.association_failures)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +125,8 @@ class ReconcileReport:
             "dry_run": self.dry_run,
             "changes": self.changes,
             "failed": self.failed,
+            "associated": self.associated,
+            "association_failures": self.association_failures[:MAX_REASONS],
             "seconds": self.seconds,
             "objects": [{**asdict(one), "changes": one.changes} for one in self.objects],
         }
@@ -157,6 +162,9 @@ def reconcile(
     report = ReconcileReport(connection_id, dry_run)
     for mapping in mappings:
         report.objects.append(_Reconciler(hub, connection_id, mapping, connector, dry_run).run())
+    if not dry_run:
+        associations = associate_subscriptions(hub, connection_id, connector)
+        report.associated, report.association_failures = associations.associated, associations.errors
     report.seconds = round(time.monotonic() - started, 3)
     if not dry_run:
         _record(hub, report)

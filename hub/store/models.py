@@ -469,8 +469,8 @@ class Link(Base):
     remote_id: Mapped[str] = mapped_column(String(100))
     remote_version: Mapped[str | None] = mapped_column(String(100))
     fingerprints: Mapped[dict[str, Any]]
-    # Remote object → the remote id this record was last associated with there (e.g. a deal's contact).
-    associations: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    # "<remote object>:<remote id>" this record was last associated with (e.g. a deal with its contact).
+    associated_to: Mapped[str | None] = mapped_column(String(200))
     last_pushed_at: Mapped[datetime | None]
     last_pulled_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

@@ -1,4 +1,4 @@
-"""mapping versions, link associations
+"""mapping versions, link association
 
 Revision ID: 0004
 Revises: 0003
@@ -20,11 +20,11 @@ def upgrade() -> None:
     with op.batch_alter_table("mappings") as batch:
         batch.add_column(sa.Column("version", sa.Integer(), server_default="1", nullable=False))
     with op.batch_alter_table("links") as batch:
-        batch.add_column(sa.Column("associations", sa.JSON(), server_default="{}", nullable=False))
+        batch.add_column(sa.Column("associated_to", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("links") as batch:
-        batch.drop_column("associations")
+        batch.drop_column("associated_to")
     with op.batch_alter_table("mappings") as batch:
         batch.drop_column("version")
