@@ -23,7 +23,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-installed
 	$(BIN)/abohub db upgrade
 	$(BIN)/abohub demo load --base-url http://$(HOST):$(PORT)
-	$(BIN)/abohub serve --host $(HOST) --port $(PORT)
+	$(BIN)/abohub serve --host $(HOST) --port $(PORT) --simulators
 
 services:
 	.ci/services
@@ -39,6 +39,8 @@ test: $(VENV)/.test-installed services lint
 bench: $(VENV)/.test-installed services
 	$(BIN)/python -m bench.billing_run
 	$(BIN)/python -m bench.metrics
+	$(BIN)/python -m bench.sync_throughput
+	$(BIN)/python -m bench.webhook_ingest
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -112,7 +112,12 @@ def db_downgrade(revision: str) -> None:
     show_default=True,
     help="Without ABOHUB_REDIS_URL: run the job worker and scheduler inside each server process.",
 )
-def serve(host: str, port: int, workers: int, threads: int, run_jobs: bool) -> None:
+@click.option(
+    "--simulators",
+    is_flag=True,
+    help="Start a vendor simulator for every connection pointed at this machine (the demo's HubSpot).",
+)
+def serve(host: str, port: int, workers: int, threads: int, run_jobs: bool, simulators: bool) -> None:
     """Serve the API and webhooks with gunicorn (and, embedded, the jobs)."""
     from gunicorn.app.base import BaseApplication
 
@@ -120,6 +125,14 @@ def serve(host: str, port: int, workers: int, threads: int, run_jobs: bool) -> N
     from jobs.embedded import start_embedded
 
     settings = _settings()
+    if simulators:
+        from hub.simulators import start_simulators
+
+        for running in start_simulators(_hub(), f"http://{host}:{port}"):
+            click.echo(
+                f"HubSpot simulator for {running.connection_id} on {running.simulator.base_url} "
+                f"(token {running.token}); it sends signed webhooks here"
+            )
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -955,6 +968,9 @@ def demo_load(days: int, seed: int, base_url: str) -> None:
             f"({', '.join(f'{n} {s}' for s, n in sorted(report.by_status.items()))}), "
             f"{report.invoices} invoices."
         )
+    from hub.simulators import add_demo_connection
+
+    connection_id = add_demo_connection(hub)
     key = create_api_key("demo", hub.uow("cli:demo"))
     base = base_url.rstrip("/")
     click.echo("\nAPI key for this session (stored hashed; make another with `abohub apikeys create`):")
@@ -962,7 +978,9 @@ def demo_load(days: int, seed: int, base_url: str) -> None:
     click.echo("Try:")
     click.echo(f"  curl -H 'Authorization: Bearer {key.secret}' {base}/api/v1/subscriptions")
     click.echo(f"  curl -H 'Authorization: Bearer {key.secret}' '{base}/api/v1/metrics?interval=month'")
+    click.echo(f"  curl -H 'Authorization: Bearer {key.secret}' {base}/api/v1/connections/{connection_id}")
     click.echo(f"  OpenAPI: {base}/api/openapi.json")
+    click.echo("The demo's HubSpot is a simulator that `abohub serve --simulators` starts (make run does).")
 
 
 @main.command("settings")

@@ -21,7 +21,10 @@ class ReconcileFailed(RuntimeError):
     """Some connections could not be reconciled; the job is retried (reconcile is idempotent)."""
 
 
-@job("reconcile_connections")
+RECONCILE = "reconcile_connections"
+
+
+@job(RECONCILE)
 def reconcile_connections(hub: Runtime, **_: Any) -> dict[str, Any]:
     """Reconcile each enabled connection in turn; one that cannot be reached does not stop the others."""
     with hub.session_factory() as session:
