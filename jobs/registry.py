@@ -8,6 +8,7 @@ knows every job without the hub importing the worker.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -43,3 +44,9 @@ def resolve(name: str) -> JobFunction:
         return _JOBS[name]
     except KeyError:
         raise UnknownJob(f"no job named {name!r} (known: {', '.join(sorted(_JOBS)) or 'none'})") from None
+
+
+def progress_level(job_id: str | None) -> int:
+    """The log level of a job's "started"/"done" lines: periodic runs every few seconds would drown the
+    log at INFO, so theirs are DEBUG (what they did, they log themselves); failures are always logged."""
+    return logging.DEBUG if job_id and job_id.startswith("periodic:") else logging.INFO

@@ -27,7 +27,7 @@ from rq.utils import now
 
 from config import Settings, load_settings
 from hub.bootstrap import Hub, build
-from jobs.registry import resolve
+from jobs.registry import progress_level, resolve
 from jobs.rq_backend import QUEUES, RedisQueue, prune_executions, redis_connection
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,10 @@ def execute(function: str, args: dict[str, Any], job_id: str | None = None) -> N
     name = job_id or (current.id if current else function)
     attempt = _attempt(current)
     run_args = args
+    level = progress_level(name)
     while True:
         started = time.monotonic()
-        log.info("job %s (%s) attempt %d started", name, function, attempt)
+        log.log(level, "job %s (%s) attempt %d started", name, function, attempt)
         try:
             resolve(function)(hub, **run_args)
         except Exception as error:
@@ -87,7 +88,8 @@ def execute(function: str, args: dict[str, Any], job_id: str | None = None) -> N
                 type(error).__name__,
             )
             raise
-        log.info("job %s (%s) attempt %d done in %.3f s", name, function, attempt, time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        log.log(level, "job %s (%s) attempt %d done in %.3f s", name, function, attempt, elapsed)
         again = markers.close() if markers is not None else None
         if again is None:
             return

@@ -25,7 +25,7 @@ from datetime import timedelta
 from hub.bootstrap import Hub
 from jobs.loop import Loop
 from jobs.queue import DatabaseQueue, Job
-from jobs.registry import resolve
+from jobs.registry import progress_level, resolve
 from jobs.retry import RetryPolicy
 from jobs.runtime import DOORBELL, Doorbell
 
@@ -118,7 +118,8 @@ class EmbeddedWorker(Loop):
 
     def run_job(self, job: Job) -> None:
         args = {name: value for name, value in job.args.items() if name != AGAIN}
-        log.info("job %s (%s) attempt %d started", job.id, job.function, job.attempts)
+        level = progress_level(job.id)
+        log.log(level, "job %s (%s) attempt %d started", job.id, job.function, job.attempts)
         started = time.monotonic()
         keeper = _LeaseKeeper(
             self.queue, job, every=self.queue.lease.total_seconds() / 3, limit=self.time_limit.total_seconds()
@@ -130,7 +131,8 @@ class EmbeddedWorker(Loop):
             self._failed(job, error, time.monotonic() - started)
             return
         self.queue.finish(job)
-        log.info(
+        log.log(
+            level,
             "job %s (%s) attempt %d done in %.3f s",
             job.id,
             job.function,
