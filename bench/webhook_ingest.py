@@ -28,7 +28,8 @@ Run it with ``python -m bench.webhook_ingest`` (``--help`` for options). It
    included) is stored exactly once in ``webhook_receipts``, and that exactly
    one ``process_webhooks`` job (id ``webhooks:{connection_id}``) is queued;
 5. prints requests/s and p50/p95/p99 latency per target, the CPU the client,
-   the servers and the whole machine used while timed, the ratio Abohub/bare
+   the servers (also per request: the figure that does not depend on what else
+   the machine runs) and the whole machine used while timed, the ratio Abohub/bare
    and whether the targets (ratio ≥ 0.4, p99 < 50 ms) are met; then stops the
    servers and drops its database, whatever happened.
 
@@ -431,7 +432,8 @@ def describe_run(run: Run) -> str:
         f"{len(values):>6,} req in {run.seconds:5.2f} s: {run.rate:7.0f} req/s; "
         f"p50 {at(0.5):5.1f} ms, p95 {at(0.95):5.1f} ms, p99 {at(0.99):5.1f} ms; "
         f"CPU client {run.client_cpu / run.seconds:4.0%}, server {run.server_cpu / run.seconds:4.0%} "
-        f"(of one core), machine {run.machine_busy:4.0%} busy"
+        f"(of one core; {run.server_cpu / len(values) * 1000:.2f} ms a request), "
+        f"machine {run.machine_busy:4.0%} busy"
     )
 
 

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Engine, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.services.clock import Clock
+from hub.store.db import autocommit_options
 from hub.store.models import JobRun
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+_JOB_STATE = select(JobRun.status, JobRun.run_at).where(JobRun.id == bindparam("job_id"))
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class DatabaseQueue:
     ) -> bool:
         now = self.clock.now()
         when = run_at or now
+        if self._waiting_by(job_id, when):
+            return False
         with self.session_factory() as session, session.begin():
             existing = session.get(JobRun, job_id, with_for_update=True)
             if existing is None:
@@ -93,6 +99,22 @@ class DatabaseQueue:
             existing.run_at, existing.attempts, existing.last_error = when, 0, None
             existing.locked_until, existing.updated_at = None, now
             return True
+
+    def _waiting_by(self, job_id: str, when: datetime) -> bool:
+        """Whether the job is queued to run no later than ``when``: enqueuing it again changes nothing.
+
+        Read without a lock, so that a burst of enqueues of one id (a webhook each) does not queue up
+        on its row. A job seen queued starts after this read, so it sees everything committed before.
+        """
+        with self._reads.connect() as database:
+            row = database.execute(_JOB_STATE, {"job_id": job_id}).first()
+        return row is not None and row.status == QUEUED and row.run_at <= when
+
+    @cached_property
+    def _reads(self) -> Engine:
+        """The sessions' engine, for single-statement reads without a transaction (Core: no ORM work)."""
+        engine: Engine = self.session_factory.kw["bind"]
+        return engine.execution_options(**autocommit_options(engine))
 
     def enqueue_once(
         self, function: str, args: dict[str, Any], job_id: str, remember: timedelta | None = None

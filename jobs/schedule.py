@@ -61,6 +61,7 @@ SCHEDULE: tuple[Periodic, ...] = (
     Periodic("relay_outbox", "relay_outbox", timedelta(seconds=5)),
     Periodic("repair_sync_states", "repair_sync_states", timedelta(seconds=15)),
     Periodic("poll_connections", "poll_connections", timedelta(minutes=1)),
+    Periodic("repair_webhook_receipts", "repair_webhook_receipts", timedelta(minutes=1)),
     Periodic("run_billing", "run_billing", timedelta(hours=1), queue="long"),
     Periodic(
         "reconcile_connections",
@@ -117,7 +118,7 @@ class Scheduler(Loop):
             job_id = periodic.job_id(now)
             if self.queue.enqueue_once(periodic.function, dict(periodic.args), job_id, periodic.remember):
                 queued.append(job_id)
-                log.info("scheduled %s", job_id)
+                log.debug("scheduled %s", job_id)
             self._last_slot[periodic.name] = slot
         if self.maintenance is not None:
             self.maintenance()

@@ -7,7 +7,7 @@ has the effect of running it once.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -42,7 +42,16 @@ def push_job(hub: Runtime, connection_id: str, object_type: str, **_: Any) -> di
     return report.__dict__
 
 
-@job("process_webhooks")
+PROCESS_JOB = "process_webhooks"
+REPAIR_RECEIPTS_AFTER = timedelta(seconds=60)  # receipts still unprocessed this long after arriving
+
+
+def process_job_id(connection_id: str) -> str:
+    """One waiting job per connection, however many deliveries ask for it."""
+    return f"webhooks:{connection_id}"
+
+
+@job(PROCESS_JOB)
 def process_webhooks(hub: Runtime, connection_id: str, **_: Any) -> dict[str, Any]:
     """Re-read each record the stored events name (events are hints, the record is the truth), then pull.
 
@@ -135,3 +144,40 @@ def poll(hub: Runtime, connection_id: str, remote_object: str, max_pages: int = 
         if not page.has_more:
             break
     return seen
+
+
+@job("repair_webhook_receipts")
+def repair_webhook_receipts(hub: Runtime, **_: Any) -> dict[str, Any]:
+    """Queue ``process_webhooks`` for each enabled connection with receipts unprocessed for too long.
+
+    The webhook endpoint queues the job right after storing the events. Should that enqueue fail after
+    the commit (the delivery was answered 503, but the vendor may not retry) or the job be lost (a
+    Redis flush), the receipts would wait for the connection's next webhook; this picks them up within
+    ``REPAIR_RECEIPTS_AFTER`` and one schedule interval. A connection whose job is already waiting is
+    left as it is (``enqueue`` is a no-op then).
+    """
+    from jobs.runtime import make_queue
+
+    before = hub.clock.now() - REPAIR_RECEIPTS_AFTER
+    with hub.session_factory() as session:
+        connection_ids = list(
+            session.scalars(
+                select(WebhookReceipt.connection_id)
+                .join(Connection, Connection.id == WebhookReceipt.connection_id)
+                .where(
+                    WebhookReceipt.processed_at.is_(None),
+                    WebhookReceipt.received_at < before,
+                    Connection.enabled.is_(True),
+                )
+                .distinct()
+            )
+        )
+    queue = make_queue(hub)
+    queued = [
+        connection_id
+        for connection_id in sorted(connection_ids)
+        if queue.enqueue(PROCESS_JOB, {"connection_id": connection_id}, process_job_id(connection_id))
+    ]
+    if queued:
+        log.warning("unprocessed webhook receipts: processing queued for %s", queued)
+    return {"connections": len(connection_ids), "queued": len(queued)}

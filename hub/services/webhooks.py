@@ -2,9 +2,10 @@
 
 One delivery (:meth:`WebhookReceiver.receive`), in this order:
 
-1. The connection is looked up (one query) and its connector taken from the
-   cache (or opened). Unknown, disabled, or of a connector without the
-   ``webhooks`` capability: :class:`~hub.domain.errors.NotFound`.
+1. The connection's connector is taken from the cache (:class:`ConnectorCache`)
+   or opened after reading the connection's row. Unknown, disabled, or of a
+   connector without the ``webhooks`` capability:
+   :class:`~hub.domain.errors.NotFound`.
 2. Its connector verifies the signature and timestamp window over the raw body
    (:meth:`Connector.verify_webhook`). Rejected: :class:`WebhookUnauthorized`,
    nothing written. The window is checked against **wall time** (a
@@ -13,12 +14,12 @@ One delivery (:meth:`WebhookReceiver.receive`), in this order:
 3. The connector parses the events. Rejected: :class:`MalformedWebhook`,
    nothing written.
 4. Every event is inserted into ``webhook_receipts`` in ONE multi-row statement
-   (SQLAlchemy's insertmanyvalues batching) with ``ON CONFLICT (connection_id,
-   event_id) DO NOTHING``, in one transaction: an event id already stored (a
-   duplicate delivery) is skipped; whatever the number of events, the cost is
-   the same few statements. Rows go in sorted by event id (a consistent lock
-   order for concurrent deliveries), so the processing job should order a
-   connection's receipts by ``payload.occurred_at``, not by ``id``.
+   (SQLAlchemy's insertmanyvalues batching, one statement per 1000 events) with
+   ``ON CONFLICT (connection_id, event_id) DO NOTHING``: an event id already
+   stored (a duplicate delivery) is skipped. Rows go in sorted by event id (a
+   consistent lock order for concurrent deliveries), so the processing job
+   should order a connection's receipts by ``payload.occurred_at``, not by
+   ``id``.
 5. The :class:`Receipt` says how many events were new and how many were
    duplicates. Queueing their processing is the caller's part (the HTTP edge,
    :mod:`hub.webhooks.processing`): services do not import ``jobs``. Receipts
@@ -26,14 +27,23 @@ One delivery (:meth:`WebhookReceiver.receive`), in this order:
 
 No vendor call is made here: the connector is used only to verify and parse.
 
-Opening a connector decrypts the connection's config. :class:`ConnectorCache`
-keeps each opened connector for a short time (60 s by default) and only while
-the connection's ``updated_at`` (bumped by every config, enabled or credential
-change) and its encrypted config (a new Fernet token at every re-encryption,
-which also catches a change made under a clock that did not move) are the ones
-it was opened with. The row is read on every request anyway (to see
-``enabled``), so a steady stream of webhooks decrypts a connection's config
-about once a minute per process, not once per request.
+**One statement per delivery.** Opening a connector decrypts the connection's
+config, so :class:`ConnectorCache` keeps each opened connector for a short
+time (60 s by default) with the state of the connection it was opened with:
+``updated_at`` (bumped by every config, enabled or credential change) and the
+encrypted config (a new Fernet token at every re-encryption, which also
+catches a change made under a clock that did not move). A delivery whose
+connector is cached is verified and parsed with it without reading the row;
+the INSERT itself confirms the connection is still enabled and in that state
+(its ``connection_id`` is a subquery that finds no row otherwise, and the NOT
+NULL column refuses the receipts). Anything else (nothing cached, a rejection,
+a connection changed, a delivery without events) is decided again on the
+row, read first. On PostgreSQL the statements run without a transaction (each
+commits on its own; BEGIN and COMMIT would be two more round trips): the read
+only reads, and a delivery of over 1000 events that fails half-way is
+completed by the vendor's retry. A steady stream of webhooks thus costs one
+statement each, and decrypts a connection's config about once a minute per
+process.
 
 What a receipt's ``payload`` holds (what the processing job reads)::
 
@@ -58,9 +68,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy import Engine, Insert, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.exc import IntegrityError
 
 from config import Settings
 from connectors.base import Connector, ConnectorContext, WebhookEvent, WebhookRejected
@@ -68,7 +79,7 @@ from hub.domain.errors import AbohubError, InvalidRequest, NotFound
 from hub.services.clock import Clock, SystemClock
 from hub.services.connections import connector_class
 from hub.services.crypto import SecretsUnavailable, box_for
-from hub.services.uow import UnitOfWork
+from hub.store.db import autocommit_options
 from hub.store.models import Connection, WebhookReceipt
 
 log = logging.getLogger(__name__)
@@ -110,18 +121,75 @@ class HubLike(Protocol):
     """What this module needs of :class:`hub.bootstrap.Hub` (services sit below the composition root)."""
 
     settings: Settings
-    session_factory: sessionmaker[Session]
+    engine: Engine
     clock: Clock
 
-    def uow(self, actor: str = ...) -> UnitOfWork: ...
+
+@dataclass(frozen=True)
+class ConnectionState:
+    """What a delivery reads of its connection (one row, no ORM object: this is the hot path)."""
+
+    id: str
+    connector: str
+    enabled: bool
+    updated_at: datetime
+    config_encrypted: str
+
+
+_CONNECTION_STATE = select(
+    Connection.id,
+    Connection.connector,
+    Connection.enabled,
+    Connection.updated_at,
+    Connection.config_encrypted,
+).where(Connection.id == bindparam("connection_id"))
+
+
+# The connection id the receipts get: the connection's, only while it is enabled and as it was when its
+# connector was opened (else NULL, which the NOT NULL column refuses). So the receipts and the check that
+# the (cached) connector may still take them are one statement.
+_CONFIRMED_CONNECTION_ID = (
+    select(Connection.id)
+    .where(
+        Connection.id == bindparam("guard_id"),
+        Connection.enabled.is_(True),
+        Connection.updated_at == bindparam("guard_updated_at"),
+        Connection.config_encrypted == bindparam("guard_config"),
+    )
+    .scalar_subquery()
+)
+
+
+def _insert_receipts(dialect: str) -> Insert:
+    """Insert what is new, skip what is stored, return the ids inserted."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = WebhookReceipt.__table__
+    return (
+        insert(table)
+        .values(connection_id=_CONFIRMED_CONNECTION_ID)
+        .on_conflict_do_nothing(index_elements=["connection_id", "event_id"])
+        .returning(table.c.id)
+    )
+
+
+class _Unconfirmed(Exception):
+    """The connection is not (or no longer) as the connector was opened with: nothing was stored."""
+
+
+_INSERT_RECEIPTS = {dialect: _insert_receipts(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A connection's connector and the state of the connection it was opened with."""
+
+    connection: ConnectionState
+    connector: Connector
 
 
 @dataclass
 class _Cached:
-    connector: Connector
-    connector_name: str
-    updated_at: datetime
-    config_encrypted: str
+    opened: Opened
     expires: float
 
 
@@ -141,29 +209,25 @@ class ConnectorCache:
         self._entries: OrderedDict[str, _Cached] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, connection: Connection, open_connector: Callable[[], Connector]) -> Connector:
+    def peek(self, connection_id: str) -> Opened | None:
+        """The connector opened last for this connection, if still fresh; the connection may have
+        changed since (the caller must confirm it has not)."""
+        now = self.monotonic()
+        with self._lock:
+            entry = self._entries.get(connection_id)
+            return entry.opened if entry is not None and now < entry.expires else None
+
+    def get(self, connection: ConnectionState, open_connector: Callable[[], Connector]) -> Connector:
         now = self.monotonic()
         with self._lock:
             entry = self._entries.get(connection.id)
-            if (
-                entry is not None
-                and entry.updated_at == connection.updated_at
-                and entry.config_encrypted == connection.config_encrypted
-                and entry.connector_name == connection.connector
-                and now < entry.expires
-            ):
+            if entry is not None and now < entry.expires and _same(entry.opened.connection, connection):
                 self._entries.move_to_end(connection.id)
-                return entry.connector
+                return entry.opened.connector
         connector = open_connector()  # outside the lock: decrypting must not serialise other connections
         with self._lock:
             self.opened += 1
-            self._entries[connection.id] = _Cached(
-                connector,
-                connection.connector,
-                connection.updated_at,
-                connection.config_encrypted,
-                now + self.ttl_seconds,
-            )
+            self._entries[connection.id] = _Cached(Opened(connection, connector), now + self.ttl_seconds)
             self._entries.move_to_end(connection.id)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
@@ -172,6 +236,15 @@ class ConnectorCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def _same(opened_with: ConnectionState, now: ConnectionState) -> bool:
+    """Whether a connector opened with one state of a connection is good for another."""
+    return (
+        opened_with.updated_at == now.updated_at
+        and opened_with.config_encrypted == now.config_encrypted
+        and opened_with.connector == now.connector
+    )
 
 
 def _raw_events(body: bytes, count: int) -> list[Any] | None:
@@ -212,8 +285,10 @@ class WebhookReceiver:
         self.hub = hub
         self.wall_clock = wall_clock or SystemClock()
         self.cache = cache or ConnectorCache()
+        # Statements commit one by one on PostgreSQL (see the module doc, "One statement per delivery").
+        self.database = hub.engine.execution_options(**autocommit_options(hub.engine))
 
-    def _open(self, connection: Connection) -> Connector:
+    def _open(self, connection: ConnectionState) -> Connector:
         """The connection's connector, for verifying and parsing only (it makes no vendor calls)."""
         try:
             cls = connector_class(connection.connector)
@@ -229,30 +304,53 @@ class WebhookReceiver:
         """Verify, parse and store one delivery (the caller queues its processing). See the module doc."""
         if len(connection_id) > 40:
             raise NotFound(f"no connection {connection_id[:40]}…")
-        uow = self.hub.uow("webhook")
-        with uow:
-            connection = uow.session.get(Connection, connection_id)
-            if connection is None or not connection.enabled:
-                raise NotFound(f"no connection {connection_id} takes webhooks")
-            connector = self.cache.get(connection, lambda: self._open(connection))
-            if "webhooks" not in type(connector).capabilities:
-                raise NotFound(f"no connection {connection_id} takes webhooks")
+        cached = self.cache.peek(connection_id)
+        if cached is not None:
             try:
-                connector.verify_webhook(method, url, headers, body, self.wall_clock.now())
-            except WebhookRejected as exc:
-                raise WebhookUnauthorized(str(exc)) from None
-            try:
-                events = connector.parse_webhook(body)
-            except WebhookRejected as exc:
-                raise MalformedWebhook(str(exc)) from None
-            rows = self._rows(connection_id, events, body, uow.now)
-            stored = self._insert(uow, rows)
-            uow.commit()
-        return Receipt(connection_id, len(events), stored, len(events) - stored)
+                return self._store(cached, method, url, headers, body, confirmed=False)
+            except (AbohubError, _Unconfirmed):
+                pass  # perhaps only because the connection changed: decided on its current row below
+        with self.database.begin() as db:
+            row = db.execute(_CONNECTION_STATE, {"connection_id": connection_id}).first()
+        connection = ConnectionState(*row) if row is not None else None
+        if connection is None or not connection.enabled:
+            raise NotFound(f"no connection {connection_id} takes webhooks")
+        connector = self.cache.get(connection, lambda: self._open(connection))
+        try:
+            return self._store(Opened(connection, connector), method, url, headers, body, confirmed=True)
+        except _Unconfirmed:
+            raise WebhookUnavailable("the connection changed while the delivery was stored; retry") from None
 
-    def _rows(
-        self, connection_id: str, events: Sequence[WebhookEvent], body: bytes, now: datetime
-    ) -> list[dict[str, Any]]:
+    def _store(
+        self,
+        opened: Opened,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        confirmed: bool,
+    ) -> Receipt:
+        """Verify, parse and insert, if the connection is still as ``opened`` has it (else
+        :class:`_Unconfirmed`); ``confirmed``: it was just read, so a delivery of no events needs no check."""
+        connection, connector = opened.connection, opened.connector
+        if "webhooks" not in type(connector).capabilities:
+            raise NotFound(f"no connection {connection.id} takes webhooks")
+        try:
+            connector.verify_webhook(method, url, headers, body, self.wall_clock.now())
+        except WebhookRejected as exc:
+            raise WebhookUnauthorized(str(exc)) from None
+        try:
+            events = connector.parse_webhook(body)
+        except WebhookRejected as exc:
+            raise MalformedWebhook(str(exc)) from None
+        rows = self._rows(events, body, self.hub.clock.now())
+        if not rows and not confirmed:
+            raise _Unconfirmed
+        stored = self._insert(connection, rows)
+        return Receipt(connection.id, len(events), stored, len(events) - stored)
+
+    def _rows(self, events: Sequence[WebhookEvent], body: bytes, now: datetime) -> list[dict[str, Any]]:
         raws = _raw_events(body, len(events))
         rows: dict[str, dict[str, Any]] = {}
         for index, event in enumerate(events):
@@ -261,7 +359,6 @@ class WebhookReceiver:
             rows.setdefault(
                 event.event_id,
                 {
-                    "connection_id": connection_id,
                     "event_id": event.event_id,
                     "payload": _payload(event, raws[index] if raws is not None else None),
                     "received_at": now,
@@ -273,18 +370,25 @@ class WebhookReceiver:
         # order (PostgreSQL would otherwise deadlock two inserts waiting on each other's rows).
         return [rows[event_id] for event_id in sorted(rows)]
 
-    @staticmethod
-    def _insert(uow: UnitOfWork, rows: list[dict[str, Any]]) -> int:
-        """Insert what is new, skip what is stored; returns how many rows were inserted."""
+    def _insert(self, connection: ConnectionState, rows: list[dict[str, Any]]) -> int:
+        """Insert what is new, skip what is stored; returns how many rows were inserted.
+
+        :class:`_Unconfirmed` when the connection is no longer as given (nothing is inserted then).
+        """
         if not rows:
             return 0
-        connection = uow.session.connection()
-        insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        guard = {
+            "guard_id": connection.id,
+            "guard_updated_at": connection.updated_at,
+            "guard_config": connection.config_encrypted,
+        }
         # One cached statement run "executemany" style: SQLAlchemy batches it into multi-row
         # INSERT … VALUES … RETURNING statements (insertmanyvalues), not one round trip per row.
-        statement = (
-            insert(WebhookReceipt.__table__)
-            .on_conflict_do_nothing(index_elements=["connection_id", "event_id"])
-            .returning(WebhookReceipt.__table__.c.id)
-        )
-        return len(connection.execute(statement, rows).all())
+        # The usual delivery of one event skips that batching machinery.
+        parameters = [{**row, **guard} for row in rows]
+        with self.database.begin() as db:
+            statement = _INSERT_RECEIPTS[db.dialect.name]
+            try:
+                return len(db.execute(statement, parameters[0] if len(rows) == 1 else parameters).all())
+            except IntegrityError:
+                raise _Unconfirmed from None  # the guard gave no connection id: NOT NULL refused the rows

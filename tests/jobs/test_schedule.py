@@ -52,6 +52,7 @@ def test_the_schedule_declares_the_periodic_jobs():
         "relay_outbox": ("relay_outbox", timedelta(seconds=5), "default"),
         "repair_sync_states": ("repair_sync_states", timedelta(seconds=15), "default"),
         "poll_connections": ("poll_connections", timedelta(minutes=1), "default"),
+        "repair_webhook_receipts": ("repair_webhook_receipts", timedelta(minutes=1), "default"),
         "run_billing": ("run_billing", timedelta(hours=1), "long"),
         "reconcile_connections": ("reconcile_connections", timedelta(days=1), "long"),
     }
@@ -100,6 +101,7 @@ def test_each_periodic_job_is_queued_once_per_slot_even_when_asked_again_or_rest
         "poll_connections",
         "relay_outbox",
         "repair_sync_states",
+        "repair_webhook_receipts",
     ]
 
 
@@ -140,8 +142,8 @@ def test_two_schedulers_at_once_queue_each_slot_once_on_the_database(hub, clock)
     for _ in range(3):
         queued += _tick_together(schedulers)
         clock.set(clock.now() + timedelta(minutes=1))
-    # relay, repair, poll each minute; billing and reconcile once
-    assert len(queued) == len(set(queued)) == 3 * 3 + 2
+    # relay, repair sync states, poll, repair webhook receipts each minute; billing and reconcile once
+    assert len(queued) == len(set(queued)) == 3 * 4 + 2
     assert sorted(queued) == job_ids(hub)
 
 
@@ -153,8 +155,8 @@ def test_two_schedulers_at_once_queue_each_slot_once_on_rq(redis_queue):
     for _ in range(3):
         queued += _tick_together(schedulers)
         clock.set(clock.now() + timedelta(minutes=1))
-    assert len(queued) == len(set(queued)) == 11  # relay, repair, poll each minute; billing, reconcile once
-    assert redis_queue.pending() == 11
+    assert len(queued) == len(set(queued)) == 14  # 4 jobs each minute; billing, reconcile once
+    assert redis_queue.pending() == 14
     assert {redis_queue.fetch(job_id).origin for job_id in queued if "billing" in job_id} == {  # type: ignore[union-attr]
         f"{redis_queue.prefix}-default"  # no routes given: everything on default
     }
@@ -182,6 +184,7 @@ def test_finished_rows_are_purged_only_once_their_slot_cannot_recur(hub, clock):
         "poll_connections",
         "relay_outbox",
         "repair_sync_states",
+        "repair_webhook_receipts",
     ]
     while (job := queue.take()) is not None:
         queue.finish(job)

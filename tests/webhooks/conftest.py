@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from connectors.hubspot.simulator import HubSpotSimulator, sign_v3
@@ -38,6 +39,16 @@ def hub(database: str) -> Iterator[Hub]:
 @pytest.fixture
 def app(hub: Hub) -> Flask:
     return create_app(hub=hub)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def path(connection: Connection) -> str:
+    return f"/webhooks/{connection.id}"
 
 
 @pytest.fixture
