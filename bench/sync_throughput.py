@@ -39,6 +39,7 @@ import json
 import logging
 import math
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -103,6 +104,7 @@ class Outcome:
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     profile: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -294,6 +296,7 @@ def rq_runtime(hub: Hub, workers: int, profile: Profile) -> Iterator[None]:
     scheduler = make_scheduler(hub, BENCH_SCHEDULE)
     try:
         time.sleep(1.0)  # the workers register with Redis before the first job is queued
+        profile.cpu.start_workers([process.pid for process in processes])
         scheduler.start()
         yield
     finally:
@@ -311,12 +314,71 @@ def rq_runtime(hub: Hub, workers: int, profile: Profile) -> Iterator[None]:
             client.delete(key)
 
 
+def process_cpu(pid: int, *, children: bool = False) -> float:
+    """CPU seconds (user + system) a live local process has used so far, with its ended children's if
+    asked (an rq worker runs each job in a child it forks); 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(one) for one in fields[11 : 15 if children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds spent during the timed run, per party: wall-clock figures on a shared machine say
+    little, CPU time says what bounds the throughput. PostgreSQL's share is read from /proc for the
+    server processes serving the bench database (a local server)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.own = own_cpu()
+        self.servers = self.database()
+        self.workers: dict[int, float] = {}
+
+    def database(self) -> dict[int, float]:
+        """CPU so far of each server process connected to the bench database (pid → seconds)."""
+        with psycopg.connect(self.url) as conn:
+            pids = conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        return {pid: process_cpu(pid) for (pid,) in pids}
+
+    def start_workers(self, pids: list[int]) -> None:
+        """The rq worker processes, counted from when they are ready (not their imports)."""
+        self.workers = {pid: process_cpu(pid, children=True) for pid in pids}
+
+    def spent(self) -> dict[str, float]:
+        """Seconds since the meter was made; call it while the workers and connections still live.
+
+        With rq workers PostgreSQL is left out: each job's connections end with the child running it,
+        and the CPU of server processes that ended cannot be told apart from other databases' work.
+        """
+        spent = {"this process": own_cpu() - self.own}
+        if self.workers:
+            spent["rq workers"] = sum(
+                process_cpu(pid, children=True) - cpu for pid, cpu in self.workers.items()
+            )
+        else:
+            servers = self.database()
+            spent["PostgreSQL"] = sum(cpu - self.servers.get(pid, 0.0) for pid, cpu in servers.items())
+        return spent
+
+
 class Profile(logging.Handler):
     """Adds up what the time went to: from this process's log records, or from rq workers' log lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, cpu: CpuMeter) -> None:
         super().__init__(logging.DEBUG)
         self.totals: Counter[str] = Counter()
+        self.cpu = cpu
 
     def emit(self, record: logging.LogRecord) -> None:
         duration = getattr(record, "duration_ms", None)
@@ -346,14 +408,14 @@ class Profile(logging.Handler):
 
 
 @contextmanager
-def profiling() -> Iterator[Profile]:
-    handler = Profile()
+def profiling(cpu: CpuMeter) -> Iterator[Profile]:
+    handler = Profile(cpu)
     loggers = [logging.getLogger("connectors.http"), logging.getLogger("jobs.worker")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)
-    loggers[0].setLevel(logging.DEBUG)
-    loggers[1].setLevel(logging.INFO)
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)  # the periodic jobs (the relay) log their "done" lines at DEBUG
     try:
         yield handler
     finally:
@@ -405,7 +467,7 @@ def run(args: argparse.Namespace, backend: str) -> Outcome:
             confirmations = Confirmations(remote_property)
             sim.store.listeners.append(confirmations)
             runtime = embedded_runtime if backend == "embedded" else rq_runtime
-            with profiling() as profile:
+            with profiling(CpuMeter(url)) as profile:
                 began = time.perf_counter()
                 with runtime(hub, args.workers, profile):
                     deadline = began + args.timeout
@@ -415,6 +477,7 @@ def run(args: argparse.Namespace, backend: str) -> Outcome:
                     ended = confirmations.last() if outcome.confirmed else time.perf_counter()
                     outcome.seconds = ended - began
                     wait_settled(hub, deadline)
+                    outcome.cpu = profile.cpu.spent()
                 outcome.profile = dict(profile.totals)
             outcome.requests = Counter(sim.stats.requests)
             outcome.problems = verify(hub, sim, ids, args.field, remote_property)
@@ -469,6 +532,7 @@ class Baseline:
     records: int
     requests: int
     rejected: int
+    cpu: float  # seconds, the connector and the simulator together (one process)
 
     @property
     def rate(self) -> float:
@@ -494,7 +558,7 @@ def connector_baseline(args: argparse.Namespace, seconds: float) -> Baseline:
         time.sleep(args.window)
         sim.reset_stats()
         records, round_number = 0, 0
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), own_cpu()
         while time.perf_counter() - began < seconds:
             round_number += 1
             items = [
@@ -502,8 +566,8 @@ def connector_baseline(args: argparse.Namespace, seconds: float) -> Baseline:
                 for n, rid in enumerate(ids)
             ]
             records += sum(result.ok for result in hubspot.write_batch("contacts", items))
-        took = time.perf_counter() - began
-        return Baseline(took, records, sim.stats.count(), sim.stats.count(status=429))
+        took, cpu = time.perf_counter() - began, own_cpu() - cpu
+        return Baseline(took, records, sim.stats.count(), sim.stats.count(status=429), cpu)
 
 
 # --- report -----------------------------------------------------------------------------
@@ -533,6 +597,17 @@ def report(outcome: Outcome, args: argparse.Namespace) -> None:
     )
     if outcome.profile:
         print("    where the time went (job runs, summed): " + profile_line(outcome))
+    if outcome.cpu:
+        who = "jobs, simulator, scheduler" if outcome.backend == "embedded" else "simulator, scheduler"
+        parts = {f"this process ({who})": outcome.cpu["this process"]} | {
+            name: seconds for name, seconds in outcome.cpu.items() if name != "this process"
+        }
+        total = sum(parts.values())
+        print(
+            "    CPU used until all was settled: "
+            + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in parts.items())
+            + f"; {total:.2f} s in all = {total / outcome.customers * 1000:.2f} ms per record"
+        )
     for problem in outcome.problems:
         print(f"    PROBLEM: {problem}")
 
@@ -548,7 +623,9 @@ def profile_line(outcome: Outcome) -> str:
             f", of which HTTP {http:.2f} s and client bucket waits {wait:.2f} s, the rest "
             f"(database, mapping) {push - http - wait:.2f} s"
         )
-    return line + f"; relay {totals.get('relay jobs (s)', 0.0):.2f} s; wall {outcome.seconds:.2f} s"
+    if "relay jobs (s)" in totals:  # rq workers log at INFO, and periodic jobs' lines are DEBUG
+        line += f"; relay {totals['relay jobs (s)']:.2f} s"
+    return line + f"; wall {outcome.seconds:.2f} s"
 
 
 def summary(args: argparse.Namespace, baseline: Baseline | None, outcomes: list[Outcome]) -> bool:
@@ -565,7 +642,8 @@ def summary(args: argparse.Namespace, baseline: Baseline | None, outcomes: list[
         print(
             f"baseline, connector only: {baseline.rate:8,.0f} records/s ({baseline.records:,} records in "
             f"{baseline.seconds:.1f} s), {baseline.rate / ceiling:.2f} of the ceiling, "
-            f"429: {baseline.rejected} of {baseline.requests} = {share:.1%}"
+            f"429: {baseline.rejected} of {baseline.requests} = {share:.1%}; CPU (connector + simulator) "
+            f"{baseline.cpu / baseline.requests * 1000:.1f} ms per request of {BATCH} records"
         )
     met_all = True
     for outcome in outcomes:

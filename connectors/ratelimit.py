@@ -179,3 +179,25 @@ def make_bucket(
         return TokenBucket(name, rate_per_second, capacity, _LOCAL)
     client = _redis_client(redis_client) if isinstance(redis_client, str) else redis_client
     return TokenBucket(name, rate_per_second, capacity, RedisBackend(client))
+
+
+def window_bucket(
+    name: str,
+    limit: float,
+    window_seconds: float,
+    redis_client: redis.Redis | str | None = None,
+    *,
+    margin_seconds: float = 0.1,
+    burst_share: float = 0.02,
+) -> TokenBucket:
+    """A bucket that keeps under a vendor's ``limit`` requests per rolling ``window_seconds``.
+
+    In any span of time t a bucket lets through at most capacity + rate × t requests, so it is sized
+    for capacity + rate × (window + margin) <= limit: a full bucket after an idle spell cannot push
+    the window over. The margin covers requests that reach the vendor later or earlier than they
+    left. The burst is small (``burst_share`` of the limit) because every token of it is taken off
+    the steady rate.
+    """
+    capacity = max(1.0, limit * burst_share)
+    rate = (limit - capacity) / (window_seconds + margin_seconds)
+    return make_bucket(name, rate, capacity, redis_client)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, case, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.bootstrap import Hub
 from hub.store.models import Connection, Event, Mapping, OutboxMessage, Subscription, SyncState
@@ -124,40 +125,31 @@ def relay(hub: Hub, queue: Queue, batch_size: int = 500) -> RelayReport:
 
 
 def _mark_dirty(session: Any, wanted: dict[tuple[str, str, str], int], now: Any) -> None:
-    """Upsert one sync state per record: one query per connection and object type, not per record."""
-    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for connection_id, object_type, local_id in wanted:
-        groups[(connection_id, object_type)].append(local_id)
-    for (connection_id, object_type), local_ids in groups.items():
-        existing = {
-            state.local_id: state
-            for state in session.scalars(
-                select(SyncState)
-                .where(
-                    SyncState.connection_id == connection_id,
-                    SyncState.object_type == object_type,
-                    SyncState.local_id.in_(local_ids),
-                )
-                .with_for_update()
-            )
+    """Upsert one sync state per record, all in one statement: a new one is dirty from now, one already
+    dirty keeps its time (and its retry schedule) and takes the newer event."""
+    if not wanted:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    upsert = dialect.insert(SyncState)
+    newer, current = upsert.excluded.wanted_event_id, SyncState.wanted_event_id
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[SyncState.connection_id, SyncState.object_type, SyncState.local_id],
+        set_={"wanted_event_id": case((newer > current, newer), else_=current)},
+    )
+    rows = [
+        {
+            "connection_id": connection_id,
+            "object_type": object_type,
+            "local_id": local_id,
+            "wanted_event_id": event_id,
+            "dirty_since": now,
+            "attempts": 0,
+            "next_attempt_at": now,
         }
-        for local_id in local_ids:
-            event_id = wanted[(connection_id, object_type, local_id)]
-            state = existing.get(local_id)
-            if state is None:
-                session.add(
-                    SyncState(
-                        connection_id=connection_id,
-                        object_type=object_type,
-                        local_id=local_id,
-                        wanted_event_id=event_id,
-                        dirty_since=now,
-                        attempts=0,
-                        next_attempt_at=now,
-                    )
-                )
-            else:
-                state.wanted_event_id = max(state.wanted_event_id, event_id)
+        # In key order, so that two relays upserting the same records lock them in the same order.
+        for (connection_id, object_type, local_id), event_id in sorted(wanted.items())
+    ]
+    session.execute(upsert, rows)
 
 
 def repair(hub: Hub, queue: Queue, older_than: timedelta) -> int:

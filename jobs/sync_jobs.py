@@ -91,6 +91,10 @@ def process_webhooks(hub: Runtime, connection_id: str, **_: Any) -> dict[str, An
             .where(WebhookReceipt.id.in_([r.id for r in receipts]))
             .values(processed_at=hub.clock.now())
         )
+    if len(receipts) == RECEIPTS_PER_RUN:  # more may be waiting: carry on in a run of its own
+        from jobs.runtime import make_queue
+
+        make_queue(hub).enqueue(PROCESS_JOB, {"connection_id": connection_id}, process_job_id(connection_id))
     return {**total.__dict__, "remote_deleted": unlinked}
 
 

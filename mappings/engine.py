@@ -83,6 +83,9 @@ def _canonical(value: Any) -> Any:
     raise TypeError(f"cannot fingerprint a {type(value).__name__}")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 def fingerprint(value: Any) -> str:
     """A stable 16-hex-digit hash of a normalised value.
 
@@ -98,7 +101,7 @@ def fingerprint(value: Any) -> str:
     - An aware datetime is taken in UTC (the same instant in two zones is the same); dates and times
       by their ISO text; enums by their value; lists in order; dicts by key.
     """
-    encoded = json.dumps(_canonical(value), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    encoded = _ENCODER.encode(_canonical(value))
     return hashlib.blake2b(encoded.encode(), digest_size=8).hexdigest()
 
 

@@ -52,7 +52,7 @@ from connectors.base import (
 )
 from connectors.errors import ConnectorError, FatalError, MalformedResponse, NotFound, RetriableError
 from connectors.http import HttpClient, HttpPolicy
-from connectors.ratelimit import make_bucket
+from connectors.ratelimit import make_bucket, window_bucket
 
 API = "https://api.hubapi.com"
 UPSERT_KEY = "abohub_id"
@@ -231,8 +231,8 @@ class HubSpotConnector(Connector):
         base = self.config["base_url"].rstrip("/")
         secrets = [v for k, v in self.config.items() if k in self.secret_fields() and v]
         bucket_name = f"hubspot:{hashlib.sha256(base.encode() + secrets[0].encode()).hexdigest()[:16]}"
-        per_second = self.config["requests_per_ten_seconds"] / 10
-        self.bucket = make_bucket(bucket_name, per_second, max(1.0, per_second), context.redis_url)
+        limit = self.config["requests_per_ten_seconds"]
+        self.bucket = window_bucket(bucket_name, limit, window_seconds=10.0, redis_client=context.redis_url)
         self.search_bucket = make_bucket(
             bucket_name + ":search",
             self.config["searches_per_second"],

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, RemoteRecord, WriteItem, WriteResult
@@ -42,6 +43,7 @@ from hub.services.runtime import Runtime
 from hub.services.snapshot import jsonable
 from hub.store.models import (
     Conflict,
+    Connection,
     Coupon,
     CreditNote,
     Customer,
@@ -63,6 +65,7 @@ MAX_ATTEMPTS = 8
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=1)
 PUSH_BATCH = 500
+PUSH_SLICE = 100  # records read, planned, sent and recorded together: the vendors' batch size
 PULLABLE = {"customer": {"name", "email", "country", "vat_number", "locale"}}
 
 
@@ -121,7 +124,22 @@ def _customer_values(session: Session, ids: list[str]) -> dict[str, dict[str, An
         plans[customer_id].add(plan_name)
     lifetime = _lifetime_values(session, ids)
     values = {}
-    for customer in session.scalars(select(Customer).where(Customer.id.in_(ids))):
+    # The columns alone: building whole Customer objects would cost more than planning their push.
+    rows = session.execute(
+        select(
+            Customer.id,
+            Customer.name,
+            Customer.email,
+            Customer.country,
+            Customer.vat_number,
+            Customer.locale,
+            Customer.currency,
+            Customer.mrr,
+            Customer.revenue_state,
+            Customer.updated_at,
+        ).where(Customer.id.in_(ids))
+    )
+    for customer in rows:
         values[customer.id] = {
             "id": customer.id,
             "name": customer.name,
@@ -211,10 +229,17 @@ def _subscription_values(session: Session, ids: list[str]) -> dict[str, dict[str
 def push_changes(
     hub: Runtime, connection_id: str, object_type: str, batch_size: int = PUSH_BATCH
 ) -> SyncReport:
-    """Push up to ``batch_size`` dirty records of ``object_type``; ``more`` says if some are left."""
+    """Push up to ``batch_size`` dirty records of ``object_type``; ``more`` says if some are left.
+
+    A disabled connection pushes nothing: its dirty records wait, marked, until it is enabled again.
+    The records go in slices of :data:`PUSH_SLICE`: while one slice is sent (paced by the vendor's rate
+    limit) and recorded, the next one is read and planned.
+    """
     report = SyncReport()
     now = hub.clock.now()
     with hub.session_factory() as session:
+        if not session.scalar(select(Connection.enabled).where(Connection.id == connection_id)):
+            return report
         mapping = load_mapping(session, connection_id, object_type)
         states = list(
             session.scalars(
@@ -232,26 +257,50 @@ def push_changes(
         states = states[:batch_size]
         if mapping is None or not states:
             if mapping is None and states:
-                _clear(session, states)
+                _clear(session, connection_id, object_type, states)
                 session.commit()
             return report
-        ids = [s.local_id for s in states]
-        values = local_values(session, object_type, ids)
+        session.expunge_all()
+    connector = open_connector(hub.uow(actor(connection_id)), connection_id)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-sender") as sender:
+        deliveries = [
+            sender.submit(_deliver, hub, connector, mapping, prepared, now, report)
+            for prepared in (
+                _prepare(hub, connection_id, mapping, states[start : start + PUSH_SLICE])
+                for start in range(0, len(states), PUSH_SLICE)
+            )
+        ]
+        for delivery in deliveries:
+            delivery.result()
+    return report
+
+
+@dataclass
+class _Slice:
+    """Dirty records read from the store with their links and their plans against the hub side alone."""
+
+    connection_id: str
+    states: list[SyncState]
+    values: dict[str, dict[str, Any]]
+    links: dict[str, Any]  # local id → (local_id, remote_id, fingerprints) of its link
+    plans: dict[str, RecordPlan]
+
+
+def _prepare(hub: Runtime, connection_id: str, mapping: Mapping, states: list[SyncState]) -> _Slice:
+    ids = [state.local_id for state in states]
+    with hub.session_factory() as session:
+        values = local_values(session, mapping.object_type, ids)
         links = {
             link.local_id: link
-            for link in session.scalars(
-                select(Link).where(
+            for link in session.execute(
+                select(Link.local_id, Link.remote_id, Link.fingerprints).where(
                     Link.connection_id == connection_id,
-                    Link.object_type == object_type,
+                    Link.object_type == mapping.object_type,
                     Link.local_id.in_(ids),
                 )
             )
         }
-        session.expunge_all()
-    connector = open_connector(hub.uow(actor(connection_id)), connection_id)
-    items: list[WriteItem] = []
     plans = {}
-    held: list[tuple[str, str, Any]] = []
     for state in states:
         local = values.get(state.local_id)
         if local is None:
@@ -260,11 +309,22 @@ def push_changes(
         plans[state.local_id] = plan_record(
             mapping, local, {} if link else None, link.fingerprints if link else None
         )
+    return _Slice(connection_id, states, values, links, plans)
+
+
+def _deliver(
+    hub: Runtime, connector: Connector, mapping: Mapping, work: _Slice, now: datetime, report: SyncReport
+) -> None:
+    """Send a slice's changes and record the outcome: links, dead letters, retries, conflicts."""
+    connection_id, object_type, remote_object = work.connection_id, mapping.object_type, mapping.remote_object
+    states, values, links, plans = work.states, work.values, work.links, work.plans
+    items: list[WriteItem] = []
+    held: list[tuple[str, str, Any]] = []
     # Fields the remote side may also have changed: look before writing, so the field's policy
     # (or a person) decides instead of the push silently overwriting. One batch read for them all.
     clashing = {i for i, plan in plans.items() if i in links and _may_clash(mapping, plan)}
     remote_ids = [links[i].remote_id for i in plans if i in clashing]
-    remotes = connector.read_many(mapping.remote_object, remote_ids) if remote_ids else {}
+    remotes = connector.read_many(remote_object, remote_ids) if remote_ids else {}
     for state in states:
         if state.local_id not in plans:
             continue
@@ -294,56 +354,40 @@ def push_changes(
             )
         else:
             report.unchanged += 1
-    results = _write(connector, mapping.remote_object, items)
+    results = _write(connector, remote_object, items)
+    landed = {local_id for local_id, result in results.items() if result.ok and result.remote_id}
+    written = [
+        (item.local_id, results[item.local_id].remote_id, plans[item.local_id].fingerprints)
+        for item in items
+        if item.local_id in landed
+    ]
+    by_id = {state.local_id: state for state in states}
+    refused = [
+        (by_id[item.local_id], item, results[item.local_id].error)
+        for item in items
+        if item.local_id not in landed
+    ]
+    refreshed = [
+        (local_id, links[local_id].remote_id, plan.fingerprints)
+        for local_id, plan in plans.items()
+        if local_id not in results and plan.fingerprints_changed and local_id in links
+    ]
     with hub.session_factory() as session, session.begin():
-        by_id = {state.local_id: state for state in states}
-        for item in items:
-            result = results[item.local_id]
-            state = by_id[item.local_id]
-            if result.ok and result.remote_id:
-                save_link(
-                    session,
-                    connection_id,
-                    object_type,
-                    mapping.remote_object,
-                    item.local_id,
-                    result.remote_id,
-                    plans[item.local_id].fingerprints,
-                    now,
-                    pushed=True,
-                )
-                session.execute(  # a record that goes through settles its earlier dead letters
-                    update(DeadLetter)
-                    .where(
-                        DeadLetter.connection_id == connection_id,
-                        DeadLetter.object_type == object_type,
-                        DeadLetter.local_id == item.local_id,
-                        DeadLetter.resolved_at.is_(None),
-                    )
-                    .values(resolved_at=now)
-                )
-                report.pushed += 1
-            else:
-                _failed(session, report, connection_id, object_type, state, item, result.error, now)
-        for local_id, plan in plans.items():
-            if local_id not in results and plan.fingerprints_changed and local_id in links:
-                save_link(
-                    session,
-                    connection_id,
-                    object_type,
-                    mapping.remote_object,
-                    local_id,
-                    links[local_id].remote_id,
-                    plan.fingerprints,
-                    now,
-                    pushed=False,
-                )
+        save_links(session, connection_id, object_type, remote_object, written, now, pushed=True)
+        # A record that goes through settles its earlier dead letters.
+        settle_dead_letters(session, connection_id, object_type, [local_id for local_id, *_ in written], now)
+        _failed(session, report, connection_id, object_type, refused, now)
+        save_links(session, connection_id, object_type, remote_object, refreshed, now, pushed=False)
         for local_id, remote_id, conflict in held:
             _hold_conflict(session, connection_id, object_type, local_id, remote_id, conflict, now)
-            report.conflicts += 1
-        done = [s for s in states if s.local_id not in results or results[s.local_id].ok]
-        _clear(session, done)
-    return report
+        _clear(
+            session,
+            connection_id,
+            object_type,
+            [s for s in states if s.local_id not in results or results[s.local_id].ok],
+        )
+    report.pushed += len(written)
+    report.conflicts += len(held)
 
 
 def _may_clash(mapping: Mapping, plan: Any) -> bool:
@@ -400,13 +444,14 @@ def save_links(
     *,
     pushed: bool,
 ) -> None:
-    """Link each (local id, remote id) and merge in its fingerprints; one query for the existing links."""
+    """Link each (local id, remote id) and merge in its fingerprints; one query for the existing links,
+    one statement for the updates and one for the new links."""
     if not pairs:
         return
     existing = {
-        link.local_id: link
-        for link in session.scalars(
-            select(Link)
+        local_id: (link_id, old)
+        for local_id, link_id, old in session.execute(
+            select(Link.local_id, Link.id, Link.fingerprints)
             .where(
                 Link.connection_id == connection_id,
                 Link.object_type == object_type,
@@ -415,38 +460,49 @@ def save_links(
             .with_for_update()
         )
     }
+    synced_at = "last_pushed_at" if pushed else "last_pulled_at"
+    rows: dict[str, dict[str, Any]] = {}
     for local_id, remote_id, fingerprints in pairs:
-        link = existing.get(local_id)
-        if link is None:
-            link = existing[local_id] = Link(
-                connection_id=connection_id,
-                object_type=object_type,
-                local_id=local_id,
-                remote_object=remote_object,
-                remote_id=remote_id,
-                fingerprints={},
-                created_at=now,
-            )
-            session.add(link)
-        link.remote_id = remote_id
-        link.fingerprints = {**(link.fingerprints or {}), **fingerprints}
-        link.updated_at = now
-        if pushed:
-            link.last_pushed_at = now
-        else:
-            link.last_pulled_at = now
+        link_id, old = existing.get(local_id, (None, None))
+        row = rows.setdefault(local_id, {"id": link_id, "fingerprints": old or {}})
+        row |= {
+            "remote_id": remote_id,
+            "fingerprints": {**row["fingerprints"], **fingerprints},
+            "updated_at": now,
+            synced_at: now,
+        }
+    updates = [row for row in rows.values() if row["id"] is not None]
+    if updates:
+        session.execute(update(Link), updates)
+    created = [
+        {
+            **{k: v for k, v in row.items() if k != "id"},
+            "connection_id": connection_id,
+            "object_type": object_type,
+            "local_id": local_id,
+            "remote_object": remote_object,
+            "created_at": now,
+        }
+        for local_id, row in rows.items()
+        if row["id"] is None
+    ]
+    if created:
+        session.execute(insert(Link), created)
 
 
-def _clear(session: Session, states: list[SyncState]) -> None:
+def _clear(session: Session, connection_id: str, object_type: str, states: list[SyncState]) -> None:
     """Forget finished work, unless a newer change came in while it ran."""
-    for state in states:
+    if states:
         session.execute(
-            delete(SyncState).where(
-                SyncState.connection_id == state.connection_id,
-                SyncState.object_type == state.object_type,
-                SyncState.local_id == state.local_id,
-                SyncState.wanted_event_id == state.wanted_event_id,
+            delete(SyncState)
+            .where(
+                SyncState.connection_id == connection_id,
+                SyncState.object_type == object_type,
+                tuple_(SyncState.local_id, SyncState.wanted_event_id).in_(
+                    [(state.local_id, state.wanted_event_id) for state in states]
+                ),
             )
+            .execution_options(synchronize_session=False)
         )
 
 
@@ -455,50 +511,56 @@ def _failed(
     report: SyncReport,
     connection_id: str,
     object_type: str,
-    state: SyncState,
-    item: WriteItem,
-    error: Exception | None,
+    refused: list[tuple[SyncState, WriteItem, Exception | None]],
     now: datetime,
 ) -> None:
-    live = session.scalar(
-        select(SyncState)
-        .where(
-            SyncState.connection_id == connection_id,
-            SyncState.object_type == object_type,
-            SyncState.local_id == state.local_id,
-        )
-        .with_for_update()
-    )
-    reason = str(error) if error else "the vendor gave no result for this record"
-    report.errors.append(f"{state.local_id}: {reason}")
-    attempts = (live.attempts if live else state.attempts) + 1
-    if isinstance(error, RetriableError) and attempts < MAX_ATTEMPTS and live is not None:
-        delay = min(MAX_DELAY, BASE_DELAY * 2 ** (attempts - 1))
-        if getattr(error, "retry_after", None):
-            delay = max(delay, timedelta(seconds=float(error.retry_after)))  # type: ignore[union-attr]
-        live.attempts, live.next_attempt_at, live.last_error = attempts, now + delay, reason[:2000]
-        report.rescheduled += 1
+    """Reschedule what may work later (with a growing delay); dead-letter the rest and the tries spent."""
+    if not refused:
         return
-    exchange = getattr(error, "exchange", None)
-    session.add(
-        DeadLetter(
-            id=new_id("dl"),
-            connection_id=connection_id,
-            object_type=object_type,
-            local_id=state.local_id,
-            remote_id=item.remote_id,
-            operation="push",
-            idempotency_key=item.idempotency_key,
-            reason=reason[:4000],
-            request=exchange.to_dict() if exchange else {"properties": jsonable(item.properties)},
-            response=None,
-            attempts=attempts,
-            created_at=now,
+    live_states = {
+        live.local_id: live
+        for live in session.scalars(
+            select(SyncState)
+            .where(
+                SyncState.connection_id == connection_id,
+                SyncState.object_type == object_type,
+                SyncState.local_id.in_([state.local_id for state, _, _ in refused]),
+            )
+            .with_for_update()
         )
-    )
-    if live is not None:
-        session.delete(live)
-    report.dead_lettered += 1
+    }
+    for state, item, error in refused:
+        live = live_states.get(state.local_id)
+        reason = str(error) if error else "the vendor gave no result for this record"
+        report.errors.append(f"{state.local_id}: {reason}")
+        attempts = (live.attempts if live else state.attempts) + 1
+        if isinstance(error, RetriableError) and attempts < MAX_ATTEMPTS and live is not None:
+            delay = min(MAX_DELAY, BASE_DELAY * 2 ** (attempts - 1))
+            if getattr(error, "retry_after", None):
+                delay = max(delay, timedelta(seconds=float(error.retry_after)))  # type: ignore[union-attr]
+            live.attempts, live.next_attempt_at, live.last_error = attempts, now + delay, reason[:2000]
+            report.rescheduled += 1
+            continue
+        exchange = getattr(error, "exchange", None)
+        session.add(
+            DeadLetter(
+                id=new_id("dl"),
+                connection_id=connection_id,
+                object_type=object_type,
+                local_id=state.local_id,
+                remote_id=item.remote_id,
+                operation="push",
+                idempotency_key=item.idempotency_key,
+                reason=reason[:4000],
+                request=exchange.to_dict() if exchange else {"properties": jsonable(item.properties)},
+                response=None,
+                attempts=attempts,
+                created_at=now,
+            )
+        )
+        if live is not None:
+            session.delete(live)
+        report.dead_lettered += 1
 
 
 # --- inbound -----------------------------------------------------------------------------------
@@ -773,6 +835,7 @@ def settle_dead_letters(
                 DeadLetter.resolved_at.is_(None),
             )
             .values(resolved_at=now)
+            .execution_options(synchronize_session=False)
         )
 
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from connectors.errors import RateLimited, RetriableError
-from connectors.ratelimit import Backend, LocalBackend, RedisBackend, TokenBucket, make_bucket
+from connectors.ratelimit import Backend, LocalBackend, RedisBackend, TokenBucket, make_bucket, window_bucket
 
 REDIS_URL = os.environ.get("ABOHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -203,3 +203,12 @@ def test_redis_bucket_is_shared_by_processes(prefix: str) -> None:
     # buckets would have allowed twice as much).
     assert all(len(worker_times) == 15 for worker_times in per_worker)
     assert_paced(times, rate=50, capacity=2)
+
+
+def test_a_window_bucket_cannot_let_a_rolling_window_over_the_limit_even_after_idling() -> None:
+    bucket = window_bucket("hubspot-like", 190, window_seconds=10.0)
+    # In any span t a bucket lets through at most capacity + rate * t: a full bucket after an idle
+    # spell plus a window's refill (and 0.1 s for requests that arrive late) stays within the limit…
+    assert bucket.capacity + bucket.rate * 10.1 <= 190
+    # …while the steady pace stays close to it.
+    assert bucket.rate * 10 >= 0.95 * 190

@@ -16,6 +16,7 @@ from hub.services.connections import CreateConnection, create_connection, open_c
 from hub.services.crypto import generate_key
 from hub.services.sync import push_changes
 from hub.store.models import Customer, Link, SyncCursor, WebhookReceipt
+from jobs import sync_jobs
 from jobs.queue import DatabaseQueue
 from jobs.relay import relay
 from jobs.sync_jobs import poll, process_webhooks
@@ -117,3 +118,26 @@ def test_polling_finds_the_same_edit_and_keeps_its_cursor(hub, sim, connection_i
     assert poll(hub, connection_id, "contacts") == 0
     with hub.session_factory() as session:
         assert session.get(SyncCursor, (connection_id, "contacts")).cursor
+
+
+def test_a_backlog_bigger_than_one_run_is_carried_on_in_the_next(hub, sim, connection_id, monkeypatch):
+    monkeypatch.setattr(sync_jobs, "RECEIPTS_PER_RUN", 2)
+    customer, remote_id = linked_customer(hub, sim, connection_id)
+    for country in ("NO", "SE", "FI"):  # three events, one run takes two
+        sim.edit("contacts", remote_id, {"country": country})
+        sim.flush_webhooks()
+    queue = DatabaseQueue(hub.session_factory, hub.clock, timedelta(minutes=5))
+    while (job := queue.take()) is not None:  # what the webhook deliveries queued
+        queue.finish(job)
+
+    runs = 0
+    process_webhooks(hub, connection_id)  # the job the deliveries queued, as a worker would run it
+    while (job := queue.take()) is not None:  # each full run queued the next at once
+        assert job.id == f"webhooks:{connection_id}"
+        process_webhooks(hub, connection_id)
+        queue.finish(job)
+        runs += 1
+    assert runs >= 1
+    with hub.session_factory() as session:
+        assert all(r.processed_at for r in session.scalars(select(WebhookReceipt)))
+    assert country_of(hub, customer.id) == "FI"
