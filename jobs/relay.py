@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.bootstrap import Hub
@@ -41,9 +41,9 @@ def _dependents(session: Any, rows: list[Any]) -> dict[tuple[str, str], list[tup
     """Subscriptions whose remote copies show their customer's or plan's data (a deal's name shows
     both): a renamed customer or plan touches them too. One query per kind, not per row."""
     ids: dict[str, set[str]] = defaultdict(set)
-    for message, _customer_id in rows:
-        if message.aggregate_type in ("customer", "plan"):
-            ids[message.aggregate_type].add(message.aggregate_id)
+    for row in rows:
+        if row.aggregate_type in ("customer", "plan"):
+            ids[row.aggregate_type].add(row.aggregate_id)
     found: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for kind, column in (("customer", Subscription.customer_id), ("plan", Subscription.plan_id)):
         if ids[kind]:
@@ -89,7 +89,13 @@ def relay(hub: Hub, queue: Queue, batch_size: int = 500) -> RelayReport:
     jobs: dict[str, dict[str, str]] = {}
     with hub.session_factory() as session, session.begin():
         query = (
-            select(OutboxMessage, Event.customer_id)
+            select(
+                OutboxMessage.id,
+                OutboxMessage.aggregate_type,
+                OutboxMessage.aggregate_id,
+                OutboxMessage.event_id,
+                Event.customer_id,
+            )
             .join(Event, Event.id == OutboxMessage.event_id)
             .where(OutboxMessage.relayed_at.is_(None))
             .order_by(OutboxMessage.id)
@@ -103,14 +109,16 @@ def relay(hub: Hub, queue: Queue, batch_size: int = 500) -> RelayReport:
         targets = pushing_mappings(session)
         dependents = _dependents(session, rows) if "subscription" in targets else {}
         wanted: dict[tuple[str, str, str], int] = {}
-        for message, customer_id in rows:
-            touched = _touched(message.aggregate_type, message.aggregate_id, customer_id)
-            touched += dependents.get((message.aggregate_type, message.aggregate_id), [])
+        for row in rows:
+            touched = _touched(row.aggregate_type, row.aggregate_id, row.customer_id)
+            touched += dependents.get((row.aggregate_type, row.aggregate_id), [])
             for object_type, local_id in touched:
                 for connection_id in targets.get(object_type, []):
                     key = (connection_id, object_type, local_id)
-                    wanted[key] = max(wanted.get(key, 0), message.event_id)
-            message.relayed_at = now
+                    wanted[key] = max(wanted.get(key, 0), row.event_id)
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_([row.id for row in rows])).values(relayed_at=now)
+        )
         _mark_dirty(session, wanted, now)
         for connection_id, object_type, _local_id in wanted:
             jobs[push_job_id(connection_id, object_type)] = {

@@ -81,6 +81,12 @@ class SyncReport:
     more: bool = False
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: SyncReport) -> None:
+        """Count ``other`` in (``more`` is left alone: it says something about the latest run only)."""
+        for name in ("pushed", "pulled", "unchanged", "conflicts", "rescheduled", "dead_lettered", "linked"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors += other.errors
+
 
 def actor(connection_id: str) -> str:
     return f"sync:{connection_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from hub.services.connections import CreateConnection, create_connection, open_c
 from hub.services.crypto import generate_key
 from hub.services.sync import pull_records, push_changes
 from hub.store.models import Conflict, Customer, Link
+from jobs import sync_jobs
 from jobs.queue import DatabaseQueue
 from jobs.relay import relay
 from tests import factories
@@ -265,3 +267,26 @@ def test_records_that_may_clash_are_read_a_hundred_per_request_before_the_push(h
     assert (report.pushed, report.conflicts) == (149, 1)
     assert sim.get("contacts", remote_id_of(hub, team[1].id))["properties"]["lastname"] == "Kunde1"
     assert sim.get("contacts", edited_remotely)["properties"]["lastname"] == "Olsen"  # held, not overwritten
+
+
+def test_one_push_run_drains_a_backlog_batch_after_batch_within_its_time_budget(
+    hub, sim, connection_id, monkeypatch
+):
+    monkeypatch.setattr(sync_jobs, "push_changes", functools.partial(push_changes, batch_size=5))
+    queue = DatabaseQueue(hub.session_factory, hub.clock, timedelta(minutes=5))
+    ids = [factories.customer(hub, f"Kunde {n}").id for n in range(12)]
+    relay(hub, queue)
+    queue.finish(queue.take())  # the run the relay queued; here it runs in the test
+
+    report = sync_jobs.push_job(hub, connection_id, "customer")
+    assert (report["pushed"], report["more"]) == (12, False)  # three batches in one run
+    assert queue.take() is None and len(sim.records("contacts")) == 12
+
+    for customer_id in ids:
+        customers.update_customer(customers.UpdateCustomer(customer_id, {"country": "SE"}), hub.uow())
+    relay(hub, queue)
+    queue.finish(queue.take())
+    monkeypatch.setattr(sync_jobs, "PUSH_BUDGET_SECONDS", 0.0)  # out of time after the first batch
+    report = sync_jobs.push_job(hub, connection_id, "customer")
+    assert (report["pushed"], report["more"]) == (5, True)
+    assert queue.take().id == f"push:{connection_id}:customer"  # the rest goes to the next run
