@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections import abc
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from marshmallow import (
@@ -83,16 +84,16 @@ class FieldMapping:
     to_local: tuple[Step, ...] = ()
     policy: Policy = Policy.HUB_WINS
 
-    @property
+    @cached_property
     def name(self) -> str:
         """The entry's name in plans, conflicts and resolutions: its remote field(s), "+"-joined."""
         return "+".join(self.remote)
 
-    @property
+    @cached_property
     def pushes(self) -> bool:
         return self.direction in (Direction.PUSH, Direction.BOTH)
 
-    @property
+    @cached_property
     def pulls(self) -> bool:
         return self.direction in (Direction.PULL, Direction.BOTH)
 
