@@ -29,6 +29,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
 def _day_list(raw: str) -> tuple[int, ...]:
     days = tuple(int(part) for part in raw.split(",") if part.strip())
     if not days or any(d <= 0 for d in days) or list(days) != sorted(set(days)):
@@ -105,6 +112,7 @@ class Settings:
     job_time_limit_seconds: int = 900
     sync_repair_delay_seconds: int = 120
     connector_timeout_seconds: int = 30
+    proxy_hops: int = 0  # reverse proxies in front that set X-Forwarded-*; 0 trusts none
     redis_prefix: str = "abohub"
     log_level: str = "INFO"
     log_json: bool = False
@@ -135,6 +143,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "job_time_limit_seconds": _positive_int,
     "sync_repair_delay_seconds": _positive_int,
     "connector_timeout_seconds": _positive_int,
+    "proxy_hops": _count,
     "redis_prefix": _key_prefix,
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
     "log_json": _bool,

@@ -938,6 +938,58 @@ def _reconcile_table(report: Any) -> str:
     return "\n".join(lines)
 
 
+# --- staff users (the admin) ---------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Staff users who sign in to the admin at /admin/."""
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.UsageError("--password-stdin read an empty line")
+        return password
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "viewer"]), required=True)
+@click.option("--locale", default="da_DK", show_default=True, help="How amounts and dates are shown to them.")
+@click.option("--password-stdin", "from_stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(username: str, role: str, locale: str, from_stdin: bool) -> None:
+    """Create a user; the password is asked twice (or read from stdin) and stored as an argon2 hash."""
+    from hub.services.users import create_user
+
+    with _explained():
+        user = create_user(username, _new_password(from_stdin), role, _hub().uow("cli:users"), locale=locale)
+    click.echo(f"created {user.username} ({user.role}), id {user.id}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List users (never their passwords)."""
+    from hub.services.users import list_users
+
+    for user in list_users(_hub().uow("cli:users")):
+        state = f"disabled {user.disabled_at:%Y-%m-%d}" if user.disabled_at else "active"
+        last = f"{user.last_login_at:%Y-%m-%d %H:%M} UTC" if user.last_login_at else "never"
+        click.echo(f"{user.id}  {user.username}  {user.role}  ({state}, last sign-in {last})")
+
+
+@users.command("disable")
+@click.argument("username")
+def users_disable(username: str) -> None:
+    """Disable a user (by name or id) and end their sessions at once."""
+    from hub.services.users import disable_user
+
+    user = disable_user(username, _hub().uow("cli:users"))
+    click.echo(f"disabled {user.username}; their sessions are ended")
+
+
 # --- demo ---------------------------------------------------------------------------
 
 
@@ -973,6 +1025,9 @@ def demo_load(days: int, seed: int, base_url: str) -> None:
     connection_id = add_demo_connection(hub)
     key = create_api_key("demo", hub.uow("cli:demo"))
     base = base_url.rstrip("/")
+    login = _demo_login(hub)
+    if login:
+        click.echo(f"\nAdmin: {base}/admin/  user {login[0]}  password {login[1]}  (change it: abohub users)")
     click.echo("\nAPI key for this session (stored hashed; make another with `abohub apikeys create`):")
     click.echo(f"  {key.secret}\n")
     click.echo("Try:")
@@ -981,6 +1036,19 @@ def demo_load(days: int, seed: int, base_url: str) -> None:
     click.echo(f"  curl -H 'Authorization: Bearer {key.secret}' {base}/api/v1/connections/{connection_id}")
     click.echo(f"  OpenAPI: {base}/api/openapi.json")
     click.echo("The demo's HubSpot is a simulator that `abohub serve --simulators` starts (make run does).")
+
+
+def _demo_login(hub: Hub) -> tuple[str, str] | None:
+    """An admin user for the demo when there is none yet: (username, a fresh random password)."""
+    import secrets
+
+    from hub.services.users import create_user, list_users
+
+    if list_users(hub.uow("cli:demo")):
+        return None
+    password = secrets.token_urlsafe(12)
+    create_user("admin", password, "admin", hub.uow("cli:demo"))
+    return "admin", password
 
 
 @main.command("settings")

@@ -1,0 +1,22 @@
+"""The admin's navigation: one entry per page, in order; a page adds itself here when it exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NavEntry:
+    label: str
+    endpoint: str
+    section: str  # the endpoints of one page group share it (``admin.users`` covers ``admin.users_*``)
+
+
+NAVIGATION: tuple[NavEntry, ...] = (
+    NavEntry("Dashboard", "admin.dashboard", "admin.dashboard"),
+    NavEntry("Staff users", "admin.users", "admin.users"),
+)
+
+
+def is_current(entry: NavEntry, endpoint: str | None) -> bool:
+    return bool(endpoint) and (endpoint == entry.section or str(endpoint).startswith(entry.section + "_"))
