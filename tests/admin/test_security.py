@@ -141,9 +141,10 @@ def test_a_forwarded_proto_header_alone_does_not_make_it_https(app):
     assert "Secure" not in response.headers["Set-Cookie"]
 
 
-def test_behind_a_configured_proxy_its_forwarded_scheme_and_address_count(hub, admin_user):
-    proxied = create_app(hub=make_hub(hub.settings.database_url, proxy_hops=1))
-    client = proxied.test_client()
+def test_behind_a_configured_proxy_its_forwarded_scheme_and_address_count(hub, admin_user, request):
+    behind_proxy = make_hub(hub.settings.database_url, proxy_hops=1)
+    request.addfinalizer(behind_proxy.close)
+    client = create_app(hub=behind_proxy).test_client()
     forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
     page = client.get("/admin/login", headers=forwarded, environ_base={"REMOTE_ADDR": "10.0.0.2"})
     assert "Secure" in page.headers["Set-Cookie"]
