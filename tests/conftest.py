@@ -19,8 +19,11 @@ import pytest
 from sqlalchemy import delete, text, update
 
 from config import load_settings
+from connectors.hubspot.simulator import HubSpotSimulator
 from hub.bootstrap import Hub, build
 from hub.services.clock import FixedClock
+from hub.services.connections import CreateConnection, create_connection, open_connector
+from hub.services.crypto import generate_key
 from hub.store.migrate import upgrade
 from hub.store.models import Base, NumberSequence
 
@@ -89,8 +92,8 @@ def wipe(hub: Hub) -> None:
 
 @pytest.fixture
 def hub(database: str) -> Iterator[Hub]:
-    """A Hub on a clean database with a fixed clock at ``START``."""
-    instance = make_hub(database)
+    """A Hub on a clean database with a fixed clock at ``START`` and a key for connection secrets."""
+    instance = make_hub(database, encryption_keys=(generate_key(),))
     wipe(instance)
     try:
         yield instance
@@ -102,6 +105,22 @@ def hub(database: str) -> Iterator[Hub]:
 def clock(hub: Hub) -> FixedClock:
     assert isinstance(hub.clock, FixedClock)
     return hub.clock
+
+
+@pytest.fixture
+def sim() -> Iterator[HubSpotSimulator]:
+    """A HubSpot simulator that sends no webhooks (tests that want them start their own)."""
+    with HubSpotSimulator(webhook_mode="off") as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def connection_id(hub: Hub, sim: HubSpotSimulator) -> str:
+    """A HubSpot connection to ``sim`` with its default mappings and custom properties."""
+    config = {"base_url": sim.base_url, "access_token": sim.token, "client_secret": sim.client_secret}
+    connection = create_connection(CreateConnection("hubspot", "HubSpot", config), hub.uow("tests"))
+    open_connector(hub.uow(), connection.id).ensure_properties()
+    return connection.id
 
 
 def count(hub: Hub, table: str) -> int:

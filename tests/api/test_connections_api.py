@@ -8,31 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from connectors.hubspot.simulator import HubSpotSimulator
 from hub.domain.ids import new_id
 from hub.services import customers
 from hub.services.connections import open_connector
-from hub.services.crypto import generate_key
 from hub.services.sync import push_changes
 from hub.store.models import Conflict, DeadLetter, Event
 from jobs.queue import DatabaseQueue
 from jobs.relay import relay
 from tests import factories
-from tests.conftest import make_hub, wipe
-
-
-@pytest.fixture
-def hub(database):  # type: ignore[no-untyped-def]
-    instance = make_hub(database, encryption_keys=(generate_key(),))
-    wipe(instance)
-    yield instance
-    instance.close()
-
-
-@pytest.fixture
-def sim():  # type: ignore[no-untyped-def]
-    with HubSpotSimulator(webhook_mode="off") as simulator:
-        yield simulator
 
 
 def config(sim, **extra):  # type: ignore[no-untyped-def]

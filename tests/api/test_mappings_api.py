@@ -5,46 +5,13 @@ from __future__ import annotations
 import copy
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
-from connectors.hubspot.simulator import HubSpotSimulator
-from hub.services.connections import CreateConnection, create_connection, open_connector
-from hub.services.crypto import generate_key
 from hub.services.sync import push_changes
 from hub.store.models import Conflict, Customer, Event, Link, SyncState
 from jobs.queue import DatabaseQueue
 from jobs.relay import relay
 from tests import factories
-from tests.conftest import make_hub, wipe
-
-
-@pytest.fixture
-def hub(database):  # type: ignore[no-untyped-def]
-    instance = make_hub(database, encryption_keys=(generate_key(),))
-    wipe(instance)
-    yield instance
-    instance.close()
-
-
-@pytest.fixture
-def sim():  # type: ignore[no-untyped-def]
-    with HubSpotSimulator(webhook_mode="off") as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def connection_id(hub, sim) -> str:  # type: ignore[no-untyped-def]
-    connection = create_connection(
-        CreateConnection(
-            "hubspot",
-            "HubSpot",
-            {"base_url": sim.base_url, "access_token": sim.token, "client_secret": sim.client_secret},
-        ),
-        hub.uow("tests"),
-    )
-    open_connector(hub.uow(), connection.id).ensure_properties()
-    return connection.id
 
 
 def sync_out(hub, connection_id):  # type: ignore[no-untyped-def]

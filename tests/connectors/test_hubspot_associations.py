@@ -16,12 +16,6 @@ CREATE = "/crm/v4/associations/{from_type}/{to_type}/batch/create"
 
 
 @pytest.fixture
-def sim():  # type: ignore[no-untyped-def]
-    with HubSpotSimulator(webhook_mode="off") as simulator:
-        yield simulator
-
-
-@pytest.fixture
 def hubspot(sim: HubSpotSimulator) -> HubSpotConnector:
     settings = {"base_url": sim.base_url, "access_token": sim.token, "client_secret": sim.client_secret}
     return HubSpotConnector(settings, ConnectorContext(timeout_seconds=5))

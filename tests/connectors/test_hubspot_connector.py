@@ -17,12 +17,6 @@ from connectors.hubspot.connector import HubSpotConnector
 from connectors.hubspot.simulator import HubSpotSimulator
 
 
-@pytest.fixture
-def sim():  # type: ignore[no-untyped-def]
-    with HubSpotSimulator(webhook_mode="off") as simulator:
-        yield simulator
-
-
 def connector(sim: HubSpotSimulator, **config: Any) -> HubSpotConnector:
     settings = {
         "base_url": sim.base_url,

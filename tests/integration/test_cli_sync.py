@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from connectors.hubspot.simulator import HubSpotSimulator
 from hub import cli
 from hub.services import customers
 from hub.services.connections import open_connector
@@ -30,12 +29,6 @@ def hub(database, monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(cli, "_hub", lambda: instance)
     yield instance
     instance.close()
-
-
-@pytest.fixture
-def sim():  # type: ignore[no-untyped-def]
-    with HubSpotSimulator(webhook_mode="off") as simulator:
-        yield simulator
 
 
 def abohub(*args: str, input: str | None = None) -> Result:

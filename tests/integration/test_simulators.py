@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import socket
 
-import pytest
 import requests
 from sqlalchemy import select
 
 from hub.services.connections import CreateConnection, UpdateConnection, create_connection, update_connection
-from hub.services.crypto import generate_key
 from hub.simulators import DEMO_CONNECTION, add_demo_connection, start_simulators
 from hub.store.models import Connection, Link
 from jobs.runtime import embedded_queue
 from jobs.worker import EmbeddedWorker
 from tests import factories
-from tests.conftest import make_hub, wipe
-
-
-@pytest.fixture
-def hub(database):  # type: ignore[no-untyped-def]
-    instance = make_hub(database, encryption_keys=(generate_key(),))
-    wipe(instance)
-    yield instance
-    instance.close()
 
 
 def free_port() -> int:

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from connectors.hubspot.connector import HubSpotConnector
-from connectors.hubspot.simulator import HubSpotSimulator
 from hub.services import customers
 from hub.services import subscriptions as subs
-from hub.services.connections import CreateConnection, create_connection, open_connector
-from hub.services.crypto import generate_key
 from hub.services.mappings import SaveMapping, check_mapping
 from hub.services.payments import PayInvoice, pay_invoice
 from hub.services.sync import push_changes
@@ -27,37 +23,8 @@ from jobs.queue import DatabaseQueue
 from jobs.relay import relay
 from mappings import Mapping
 from tests import factories
-from tests.conftest import make_hub, wipe
 
 TEMPLATE = HubSpotConnector.mapping_templates()["customer→companies"]
-
-
-@pytest.fixture
-def hub(database):  # type: ignore[no-untyped-def]
-    instance = make_hub(database, encryption_keys=(generate_key(),))
-    wipe(instance)
-    yield instance
-    instance.close()
-
-
-@pytest.fixture
-def sim():  # type: ignore[no-untyped-def]
-    with HubSpotSimulator(webhook_mode="off") as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def connection_id(hub, sim) -> str:  # type: ignore[no-untyped-def]
-    connection = create_connection(
-        CreateConnection(
-            "hubspot",
-            "HubSpot",
-            {"base_url": sim.base_url, "access_token": sim.token, "client_secret": sim.client_secret},
-        ),
-        hub.uow("tests"),
-    )
-    open_connector(hub.uow(), connection.id).ensure_properties()
-    return connection.id
 
 
 def use_companies(hub, connection_id: str) -> None:  # type: ignore[no-untyped-def]

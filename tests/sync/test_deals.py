@@ -9,51 +9,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
-from connectors.hubspot.simulator import HubSpotSimulator
 from hub.services import customers
 from hub.services import subscriptions as subs
-from hub.services.connections import CreateConnection, create_connection, open_connector
 from hub.services.credit_notes import CreateCreditNote, CreditLine, create_credit_note
-from hub.services.crypto import generate_key
 from hub.services.payments import PayInvoice, pay_invoice
 from hub.services.sync import push_changes
 from hub.store.models import Invoice, InvoiceLine, Link
 from jobs.queue import DatabaseQueue
 from jobs.relay import relay
 from tests import factories
-from tests.conftest import START, make_hub, wipe
+from tests.conftest import START
 from tests.integration.support import bill
-
-
-@pytest.fixture
-def hub(database):  # type: ignore[no-untyped-def]
-    instance = make_hub(database, encryption_keys=(generate_key(),))
-    wipe(instance)
-    yield instance
-    instance.close()
-
-
-@pytest.fixture
-def sim():  # type: ignore[no-untyped-def]
-    with HubSpotSimulator(webhook_mode="off") as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def connection_id(hub, sim) -> str:  # type: ignore[no-untyped-def]
-    connection = create_connection(
-        CreateConnection(
-            "hubspot",
-            "HubSpot",
-            {"base_url": sim.base_url, "access_token": sim.token, "client_secret": sim.client_secret},
-        ),
-        hub.uow("tests"),
-    )
-    open_connector(hub.uow(), connection.id).ensure_properties()
-    return connection.id
 
 
 def sync_out(hub, connection_id):  # type: ignore[no-untyped-def]

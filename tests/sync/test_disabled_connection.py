@@ -4,30 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
-from connectors.hubspot.simulator import HubSpotSimulator
 from hub.services.connections import UpdateConnection, update_connection
-from hub.services.crypto import generate_key
 from hub.services.sync import push_changes
 from jobs.queue import DatabaseQueue
 from jobs.relay import relay
-from tests.conftest import make_hub, wipe
 from tests.sync import support
-
-
-@pytest.fixture
-def hub(database):  # type: ignore[no-untyped-def]
-    instance = make_hub(database, encryption_keys=(generate_key(),))
-    wipe(instance)
-    yield instance
-    instance.close()
-
-
-@pytest.fixture
-def sim():  # type: ignore[no-untyped-def]
-    with HubSpotSimulator(webhook_mode="off") as simulator:
-        yield simulator
 
 
 def enable(hub, connection_id: str, enabled: bool) -> None:  # type: ignore[no-untyped-def]

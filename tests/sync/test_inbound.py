@@ -13,7 +13,6 @@ from werkzeug.serving import make_server
 from connectors.hubspot.simulator import HubSpotSimulator
 from hub.app import create_app
 from hub.services.connections import CreateConnection, create_connection, open_connector
-from hub.services.crypto import generate_key
 from hub.services.sync import push_changes
 from hub.store.models import Customer, Link, SyncCursor, WebhookReceipt
 from jobs import sync_jobs
@@ -21,15 +20,6 @@ from jobs.queue import DatabaseQueue
 from jobs.relay import relay
 from jobs.sync_jobs import poll, process_webhooks
 from tests import factories
-from tests.conftest import make_hub, wipe
-
-
-@pytest.fixture
-def hub(database):  # type: ignore[no-untyped-def]
-    instance = make_hub(database, encryption_keys=(generate_key(),))
-    wipe(instance)
-    yield instance
-    instance.close()
 
 
 @pytest.fixture

@@ -14,22 +14,13 @@ from sqlalchemy import func, insert, select
 from connectors.hubspot.simulator import HubSpotSimulator
 from hub import cli
 from hub.services.connections import CreateConnection, create_connection, open_connector
-from hub.services.crypto import generate_key
 from hub.services.reconcile import reconcile
 from hub.store.models import Conflict, Customer, Event, Link
 from hub.store.models import Mapping as MappingRow
 from tests import factories
-from tests.conftest import START, count, make_hub, wipe
+from tests.conftest import START, count
 
 HUB_ONLY, BOTH, REMOTE_ONLY = 2000, 2000, 1000
-
-
-@pytest.fixture
-def hub(database):  # type: ignore[no-untyped-def]
-    instance = make_hub(database, encryption_keys=(generate_key(),))
-    wipe(instance)
-    yield instance
-    instance.close()
 
 
 @pytest.fixture

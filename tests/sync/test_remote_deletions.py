@@ -14,7 +14,6 @@ from connectors.hubspot.simulator import HubSpotSimulator
 from hub.app import create_app
 from hub.services import customers
 from hub.services.connections import CreateConnection, create_connection, open_connector
-from hub.services.crypto import generate_key
 from hub.services.reconcile import reconcile
 from hub.services.sync import push_changes
 from hub.store.models import Customer, Event, Link, WebhookReceipt
@@ -22,15 +21,6 @@ from jobs.queue import DatabaseQueue
 from jobs.relay import relay
 from jobs.sync_jobs import process_webhooks
 from tests import factories
-from tests.conftest import make_hub, wipe
-
-
-@pytest.fixture
-def hub(database):  # type: ignore[no-untyped-def]
-    instance = make_hub(database, encryption_keys=(generate_key(),))
-    wipe(instance)
-    yield instance
-    instance.close()
 
 
 @pytest.fixture
