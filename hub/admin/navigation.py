@@ -14,6 +14,8 @@ class NavEntry:
 
 NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("Dashboard", "admin.dashboard", "admin.dashboard"),
+    NavEntry("Customers", "admin.customers", "admin.customers"),
+    NavEntry("Subscriptions", "admin.subscriptions", "admin.subscriptions"),
     NavEntry("Staff users", "admin.users", "admin.users"),
 )
 
