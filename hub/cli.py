@@ -619,7 +619,7 @@ def mappings_validate(connection_id: str, object_type: str, source: str) -> None
 def mappings_set(connection_id: str, object_type: str, source: str) -> None:
     """Validate and save a definition (FILE, or -); linked records are pushed again if it changes them."""
     from hub.services.mappings import SaveMapping, save_mapping
-    from jobs.relay import PUSH, push_job_id
+    from jobs.relay import queue_push
     from jobs.runtime import make_queue
 
     definition = _read_json(source)
@@ -630,11 +630,7 @@ def mappings_set(connection_id: str, object_type: str, source: str) -> None:
         return
     click.echo(f"saved {object_type} mapping, version {saved.mapping.version}")
     if saved.requeued:
-        make_queue(_hub()).enqueue(
-            PUSH,
-            {"connection_id": connection_id, "object_type": object_type},
-            push_job_id(connection_id, object_type),
-        )
+        queue_push(make_queue(_hub()), connection_id, object_type)
         click.echo(f"{saved.requeued} linked record(s) queued to be pushed again")
 
 
@@ -781,7 +777,7 @@ def dead_letters_list(show_all: bool, connection_id: str | None, limit: int, as_
 def dead_letters_replay(dead_letter_ids: tuple[str, ...]) -> None:
     """Send the records again (their current state); each resolves once a push goes through."""
     from hub.services.dead_letters import replay_dead_letter
-    from jobs.relay import PUSH, push_job_id
+    from jobs.relay import queue_push
     from jobs.runtime import make_queue
 
     queue = make_queue(_hub())
@@ -793,11 +789,7 @@ def dead_letters_replay(dead_letter_ids: tuple[str, ...]) -> None:
             click.echo(f"{dead_letter_id}: {exc.message}", err=True)
             failed += 1
             continue
-        queue.enqueue(
-            PUSH,
-            {"connection_id": letter.connection_id, "object_type": letter.object_type},
-            push_job_id(letter.connection_id, letter.object_type),
-        )
+        queue_push(queue, letter.connection_id, letter.object_type)
         click.echo(f"replaying {letter.id} ({letter.object_type} {letter.local_id})")
     if failed:
         raise click.ClickException(f"{failed} of {len(dead_letter_ids)} could not be replayed")

@@ -54,6 +54,12 @@ def _dependents(session: Any, rows: list[Any]) -> dict[tuple[str, str], list[tup
     return found
 
 
+def queue_push(queue: Queue, connection_id: str, object_type: str) -> bool:
+    """Queue the push run of one connection and object type (a no-op when it is already waiting)."""
+    args = {"connection_id": connection_id, "object_type": object_type}
+    return queue.enqueue(PUSH, args, push_job_id(connection_id, object_type))
+
+
 def push_job_id(connection_id: str, object_type: str) -> str:
     """One push job per connection and object type drains every dirty record of that type in
     vendor-sized batches: many changes, to one record or to many, become few requests."""
@@ -86,7 +92,7 @@ def relay(hub: Hub, queue: Queue, batch_size: int = 500) -> RelayReport:
     """Relay up to ``batch_size`` outbox rows, oldest first."""
     report = RelayReport()
     now = hub.clock.now()
-    jobs: dict[str, dict[str, str]] = {}
+    pushes: set[tuple[str, str]] = set()
     with hub.session_factory() as session, session.begin():
         query = (
             select(
@@ -120,15 +126,11 @@ def relay(hub: Hub, queue: Queue, batch_size: int = 500) -> RelayReport:
             update(OutboxMessage).where(OutboxMessage.id.in_([row.id for row in rows])).values(relayed_at=now)
         )
         _mark_dirty(session, wanted, now)
-        for connection_id, object_type, _local_id in wanted:
-            jobs[push_job_id(connection_id, object_type)] = {
-                "connection_id": connection_id,
-                "object_type": object_type,
-            }
+        pushes = {(connection_id, object_type) for connection_id, object_type, _local_id in wanted}
         report.relayed = len(rows)
         report.marked = len(wanted)
-    for job_id, args in jobs.items():
-        report.enqueued += int(queue.enqueue(PUSH, args, job_id))
+    for connection_id, object_type in sorted(pushes):
+        report.enqueued += int(queue_push(queue, connection_id, object_type))
     return report
 
 
@@ -175,8 +177,4 @@ def repair(hub: Hub, queue: Queue, older_than: timedelta) -> int:
                 .distinct()
             )
         )
-    count = 0
-    for connection_id, object_type in stale:
-        args = {"connection_id": connection_id, "object_type": object_type}
-        count += int(queue.enqueue(PUSH, args, push_job_id(connection_id, object_type)))
-    return count
+    return sum(int(queue_push(queue, connection_id, object_type)) for connection_id, object_type in stale)

@@ -19,7 +19,7 @@ from hub.services.runtime import Runtime
 from hub.services.sync import SyncReport, actor, forget_remote_records, pull_records, push_changes
 from hub.store.models import Connection, Mapping, SyncCursor, WebhookReceipt
 from jobs.registry import job
-from jobs.relay import PUSH, push_job_id
+from jobs.relay import PUSH, queue_push
 
 log = logging.getLogger(__name__)
 RECEIPTS_PER_RUN = 1000
@@ -44,11 +44,7 @@ def push_job(hub: Runtime, connection_id: str, object_type: str, **_: Any) -> di
     if report.more:
         from jobs.runtime import make_queue
 
-        make_queue(hub).enqueue(
-            PUSH,
-            {"connection_id": connection_id, "object_type": object_type},
-            push_job_id(connection_id, object_type),
-        )
+        queue_push(make_queue(hub), connection_id, object_type)
     total.more = report.more
     return total.__dict__
 

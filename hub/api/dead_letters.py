@@ -14,7 +14,7 @@ from hub.api.pagination import filtered, page
 from hub.api.schemas import CreatedRange, EmptySchema, page_of
 from hub.services.dead_letters import replay_dead_letter
 from hub.store.models import DeadLetter
-from jobs.relay import PUSH, push_job_id
+from jobs.relay import queue_push
 from jobs.runtime import make_queue
 
 blp = Blueprint("dead_letters", __name__, url_prefix="/api/v1/dead-letters", description="Dead letters")
@@ -68,9 +68,5 @@ def get_dead_letter(dead_letter_id: str) -> DeadLetter:
 def replay(data: dict[str, Any], dead_letter_id: str) -> DeadLetter:
     """Send the record again (its current state); resolved once a push goes through"""
     letter = replay_dead_letter(dead_letter_id, hub(), actor())
-    make_queue(hub()).enqueue(
-        PUSH,
-        {"connection_id": letter.connection_id, "object_type": letter.object_type},
-        push_job_id(letter.connection_id, letter.object_type),
-    )
+    queue_push(make_queue(hub()), letter.connection_id, letter.object_type)
     return letter

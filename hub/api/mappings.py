@@ -14,7 +14,7 @@ from hub.api.fields import Ident, Timestamp
 from hub.api.schemas import Strict
 from hub.services import mappings
 from hub.services.mappings import SaveMapping
-from jobs.relay import PUSH, push_job_id
+from jobs.relay import queue_push
 from jobs.runtime import make_queue
 from mappings import Direction, MappingInvalid, Policy
 
@@ -139,11 +139,7 @@ def _raw(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _enqueue_push(connection_id: str, object_type: str) -> None:
-    make_queue(hub()).enqueue(
-        PUSH,
-        {"connection_id": connection_id, "object_type": object_type},
-        push_job_id(connection_id, object_type),
-    )
+    queue_push(make_queue(hub()), connection_id, object_type)
 
 
 @blp.route("/<connection_id>/mappings")

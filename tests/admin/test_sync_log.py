@@ -1,0 +1,181 @@
+"""The sync log: job runs filtered by connection, object type and status; dead letters and their replay."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from hub.services import customers
+from hub.services.sync import push_changes
+from hub.store.models import DeadLetter, JobRun, Link, SyncState
+from jobs.queue import DatabaseQueue
+from jobs.relay import push_job_id, relay
+from tests import factories
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def sync_out(hub, connection_id):  # type: ignore[no-untyped-def]
+    relay(hub, DatabaseQueue(hub.session_factory, hub.clock, timedelta(minutes=5)))
+    return push_changes(hub, connection_id, "customer")
+
+
+def dead_letters(hub) -> list[DeadLetter]:  # type: ignore[no-untyped-def]
+    with hub.session_factory() as session:
+        return list(session.scalars(select(DeadLetter).order_by(DeadLetter.local_id)))
+
+
+def state_of(hub, local_id: str) -> SyncState | None:  # type: ignore[no-untyped-def]
+    with hub.session_factory() as session:
+        return session.scalar(select(SyncState).where(SyncState.local_id == local_id))
+
+
+def is_linked(hub, local_id: str) -> bool:  # type: ignore[no-untyped-def]
+    with hub.session_factory() as session:
+        return session.scalar(select(Link.remote_id).where(Link.local_id == local_id)) is not None
+
+
+def push_job(hub, connection_id: str) -> JobRun | None:  # type: ignore[no-untyped-def]
+    with hub.session_factory() as session:
+        return session.get(JobRun, push_job_id(connection_id, "customer"))
+
+
+def forget_jobs(hub) -> None:  # type: ignore[no-untyped-def]
+    with hub.session_factory() as session, session.begin():
+        session.query(JobRun).delete()
+
+
+def refused_customers(hub, connection_id, *names: str):  # type: ignore[no-untyped-def]
+    """Customers whose email HubSpot refuses: each push lands in the dead letters."""
+    made = [factories.customer(hub, name, email=f"{name.split()[0].lower()} at example") for name in names]
+    report = sync_out(hub, connection_id)
+    assert report.dead_lettered == len(names)
+    forget_jobs(hub)
+    return made
+
+
+def followed(browser, path: str, data: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+    response = browser.post(path, data)
+    assert response.status_code == 302, response.text
+    return browser.get(response.headers["Location"])
+
+
+def test_replaying_one_dead_letter_queues_the_push_that_then_delivers_it(admin, hub, sim, connection_id):
+    [bo] = refused_customers(hub, connection_id, "Bo Dal")
+    page = admin.get("/admin/sync/dead-letters").text
+    [letter] = dead_letters(hub)
+    assert letter.id in page and "INVALID_EMAIL" in page and "Request and response" in page
+    assert sim.token not in page
+
+    customers.update_customer(customers.UpdateCustomer(bo.id, {"email": "bo@example.dk"}), hub.uow())
+    assert state_of(hub, bo.id) is None  # given up on: nothing would send it again
+    page = followed(admin, f"/admin/sync/dead-letters/{letter.id}/replay")
+    assert "1 record(s) will be sent again" in page.text
+    state = state_of(hub, bo.id)
+    assert state is not None and state.attempts == 0 and state.next_attempt_at <= hub.clock.now()
+    job = push_job(hub, connection_id)
+    assert job is not None and job.status == "queued" and job.args["connection_id"] == connection_id
+    assert dead_letters(hub)[0].replayed_at is not None
+
+    assert push_changes(hub, connection_id, "customer").pushed == 1
+    assert is_linked(hub, bo.id) and dead_letters(hub)[0].resolved_at is not None
+    assert "No dead letters match." in admin.get("/admin/sync/dead-letters").text
+    again = followed(admin, f"/admin/sync/dead-letters/{letter.id}/replay")
+    assert "already resolved" in again.text
+
+
+def test_bulk_replay_sends_the_selected_only(admin, hub, sim, connection_id):
+    bo, eva, ida = refused_customers(hub, connection_id, "Bo Dal", "Eva Lund", "Ida Holm")
+    for customer in (bo, eva, ida):
+        email = customer.email.replace(" at example", "@example.dk")
+        customers.update_customer(customers.UpdateCustomer(customer.id, {"email": email}), hub.uow())
+    by_customer = {letter.local_id: letter.id for letter in dead_letters(hub)}
+    chosen = [by_customer[bo.id], by_customer[eva.id]]
+    page = followed(admin, "/admin/sync/dead-letters/replay", {"dead_letter_id": chosen})
+    assert "2 record(s) will be sent again" in page.text
+    assert push_job(hub, connection_id) is not None
+    assert state_of(hub, ida.id) is None and state_of(hub, bo.id) is not None
+    assert push_changes(hub, connection_id, "customer").pushed == 2
+    assert is_linked(hub, bo.id) and is_linked(hub, eva.id) and not is_linked(hub, ida.id)
+
+    nothing = followed(admin, "/admin/sync/dead-letters/replay", {})
+    assert "Select at least one dead letter" in nothing.text
+
+
+def test_a_viewer_sees_the_log_without_buttons_and_cannot_replay(viewer, hub, sim, connection_id):
+    refused_customers(hub, connection_id, "Bo Dal")
+    [letter] = dead_letters(hub)
+    page = viewer.get("/admin/sync/dead-letters")
+    assert page.status_code == 200 and letter.id in page.text
+    assert "/replay" not in page.text and "dead_letter_id" not in page.text
+    assert viewer.get("/admin/sync").status_code == 200
+    assert viewer.post(f"/admin/sync/dead-letters/{letter.id}/replay").status_code == 403
+    assert viewer.post("/admin/sync/dead-letters/replay", {"dead_letter_id": letter.id}).status_code == 403
+    assert dead_letters(hub)[0].replayed_at is None and push_job(hub, connection_id) is None
+
+
+def test_job_runs_filter_by_connection_object_type_and_status(admin, hub, clock):
+    now = clock.now()
+    runs = [
+        ("push:con_a:customer", "con_a", "customer", "failed", "HubSpot said no"),
+        ("push:con_a:invoice", "con_a", "invoice", "done", None),
+        ("push:con_b:customer", "con_b", "customer", "queued", None),
+    ]
+    with hub.session_factory() as session, session.begin():
+        for job_id, connection, object_type, status, error in runs:
+            session.add(
+                JobRun(
+                    id=job_id,
+                    function="push_changes",
+                    args={"connection_id": connection, "object_type": object_type},
+                    status=status,
+                    run_at=now,
+                    attempts=3 if error else 1,
+                    last_error=error,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    def shown(query: str) -> set[str]:
+        page = admin.get(f"/admin/sync?{query}")
+        assert page.status_code == 200
+        return {job_id for job_id, *_ in runs if job_id in page.text}
+
+    assert shown("") == {run[0] for run in runs}
+    assert "HubSpot said no" in admin.get("/admin/sync").text
+    assert shown("object_type=customer") == {"push:con_a:customer", "push:con_b:customer"}
+    assert shown("status=failed") == {"push:con_a:customer"}
+    assert shown("status=done&limit=1") == {"push:con_a:invoice"}
+    assert admin.get("/admin/sync?status=bogus").status_code == 400
+
+
+def test_job_runs_filter_by_a_real_connection(admin, hub, sim, connection_id):
+    factories.customer(hub, "Anna Berg")
+    relay(hub, DatabaseQueue(hub.session_factory, hub.clock, timedelta(minutes=5)))
+    page = admin.get(f"/admin/sync?connection_id={connection_id}&object_type=customer").text
+    assert push_job_id(connection_id, "customer") in page
+    assert push_job_id(connection_id, "customer") not in admin.get("/admin/sync?object_type=invoice").text
+
+
+def test_a_dead_letter_reason_is_escaped(admin, hub, clock, connection_id):
+    with hub.session_factory() as session, session.begin():
+        session.add(
+            DeadLetter(
+                id="dl_script",
+                connection_id=connection_id,
+                object_type="customer",
+                local_id="cus_x",
+                operation="upsert",
+                idempotency_key="k",
+                reason=SCRIPT,
+                request={"body": SCRIPT},
+                response=None,
+                attempts=5,
+                created_at=clock.now(),
+            )
+        )
+    page = admin.get("/admin/sync/dead-letters").text
+    assert "dl_script" in page and SCRIPT not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
