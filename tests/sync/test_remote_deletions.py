@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
-from connectors.hubspot.simulator import HubSpotSimulator
-from hub.app import create_app
 from hub.services import customers
-from hub.services.connections import CreateConnection, create_connection, open_connector
 from hub.services.reconcile import reconcile
 from hub.services.sync import push_changes
 from hub.store.models import Customer, Event, Link, WebhookReceipt
@@ -22,35 +16,7 @@ from jobs.relay import relay
 from jobs.sync_jobs import process_webhooks
 from tests import factories
 
-
-@pytest.fixture
-def served(hub) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    server = make_server("127.0.0.1", 0, create_app(hub=hub), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def sim() -> Iterator[HubSpotSimulator]:
-    with HubSpotSimulator(webhook_mode="manual") as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def connection_id(hub, sim, served) -> str:  # type: ignore[no-untyped-def]
-    connection = create_connection(
-        CreateConnection(
-            "hubspot",
-            "HubSpot",
-            {"base_url": sim.base_url, "access_token": sim.token, "client_secret": sim.client_secret},
-        ),
-        hub.uow("tests"),
-    )
-    open_connector(hub.uow(), connection.id).ensure_properties()
-    sim.webhooks.targets = [f"{served}/webhooks/{connection.id}"]
-    return connection.id
+pytestmark = pytest.mark.usefixtures("webhooks_to_hub")
 
 
 def sync_out(hub, connection_id):  # type: ignore[no-untyped-def]
