@@ -30,7 +30,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -367,7 +367,7 @@ class HubSpotConnector(Connector):
             for start in range(0, len(group), BATCH_LIMIT):
                 chunk = group[start : start + BATCH_LIMIT]
                 try:
-                    results = write(object_type, chunk)
+                    results = self._in_halves(write, object_type, chunk)
                 except (RetriableError, MalformedResponse) as error:
                     # Only this batch failed: the ones already written stay written. An answer cut off
                     # after the write is safe to send again (by id, or upsert on abohub_id).
@@ -380,20 +380,30 @@ class HubSpotConnector(Connector):
                     done[result.local_id] = result
         return [done[item.local_id] for item in items]
 
+    def _in_halves(
+        self,
+        write: Callable[[str, Sequence[WriteItem]], list[WriteResult]],
+        object_type: str,
+        items: Sequence[WriteItem],
+    ) -> list[WriteResult]:
+        """HubSpot refuses a whole batch for one bad record: halve it until the bad ones stand alone,
+        so one bad record never holds back the others."""
+        try:
+            return write(object_type, items)
+        except FatalError as error:
+            if len(items) == 1:
+                return [WriteResult(items[0].local_id, items[0].remote_id, ok=False, error=error)]
+            middle = len(items) // 2
+            return self._in_halves(write, object_type, items[:middle]) + self._in_halves(
+                write, object_type, items[middle:]
+            )
+
     def _update(self, object_type: str, items: Sequence[WriteItem]) -> list[WriteResult]:
         inputs = [
             {"id": item.remote_id, "properties": {**item.properties, UPSERT_KEY: item.local_id}}
             for item in items
         ]
-        try:
-            body = (
-                self.http.post_json(f"/crm/v3/objects/{object_type}/batch/update", {"inputs": inputs}) or {}
-            )
-        except FatalError as error:
-            if len(items) == 1:
-                return [WriteResult(items[0].local_id, items[0].remote_id, ok=False, error=error)]
-            middle = len(items) // 2
-            return self._update(object_type, items[:middle]) + self._update(object_type, items[middle:])
+        body = self.http.post_json(f"/crm/v3/objects/{object_type}/batch/update", {"inputs": inputs}) or {}
         by_id = {str(r["id"]): r for r in body.get("results", [])}
         failed = _errors_by_key(body.get("errors", []))
         results = []
@@ -425,17 +435,7 @@ class HubSpotConnector(Connector):
             }
             for item in items
         ]
-        try:
-            body = (
-                self.http.post_json(f"/crm/v3/objects/{object_type}/batch/upsert", {"inputs": inputs}) or {}
-            )
-        except FatalError as error:
-            if len(items) == 1:
-                return [WriteResult(items[0].local_id, items[0].remote_id, ok=False, error=error)]
-            # HubSpot refuses a whole batch for one bad record: halve it until the bad ones stand
-            # alone, so one bad record never holds back the others.
-            middle = len(items) // 2
-            return self._upsert(object_type, items[:middle]) + self._upsert(object_type, items[middle:])
+        body = self.http.post_json(f"/crm/v3/objects/{object_type}/batch/upsert", {"inputs": inputs}) or {}
         by_key = {str((r.get("properties") or {}).get(UPSERT_KEY)): r for r in body.get("results", [])}
         failed = _errors_by_key(body.get("errors", []))
         results = []
