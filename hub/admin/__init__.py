@@ -17,7 +17,16 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from hub.admin import auth, formatting, security
 from hub.admin.navigation import NAVIGATION, is_current
-from hub.admin.views import conflicts, customers, dashboard, subscriptions, sync_log, users
+from hub.admin.views import (
+    conflicts,
+    connections,
+    customers,
+    dashboard,
+    mappings,
+    subscriptions,
+    sync_log,
+    users,
+)
 from hub.domain.errors import AbohubError
 from hub.domain.errors import NotFound as RecordNotFound
 
@@ -89,6 +98,8 @@ def create_blueprint() -> Blueprint:
     subscriptions.init_app(blueprint)
     conflicts.init_app(blueprint)
     sync_log.init_app(blueprint)
+    connections.init_app(blueprint)
+    mappings.init_app(blueprint)
     blueprint.add_url_rule("/<path:path>", "not_found", _not_found, methods=["GET", "POST"])
     blueprint.context_processor(_template_context)
     blueprint.register_error_handler(CSRFError, _csrf_error)

@@ -16,6 +16,8 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("Dashboard", "admin.dashboard", "admin.dashboard"),
     NavEntry("Customers", "admin.customers", "admin.customers"),
     NavEntry("Subscriptions", "admin.subscriptions", "admin.subscriptions"),
+    NavEntry("Connections", "admin.connections", "admin.connections"),
+    NavEntry("Mappings", "admin.mappings", "admin.mappings"),
     NavEntry("Conflicts", "admin.conflicts", "admin.conflicts"),
     NavEntry("Sync log", "admin.sync", "admin.sync"),
     NavEntry("Staff users", "admin.users", "admin.users"),
