@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint services bench clean
+.PHONY: run test lint services chromium screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,20 @@ run: $(VENV)/.run-installed
 services:
 	.ci/services
 
+chromium:
+	.ci/chromium
+
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: $(VENV)/.test-installed services lint
+test: $(VENV)/.test-installed services chromium lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+# The browser tests, saving the admin's screenshots into docs/screenshots (SQLite run).
+screenshots: $(VENV)/.test-installed services chromium
+	ABOHUB_SCREENSHOTS=docs/screenshots $(BIN)/pytest -n 0 --db sqlite tests/browser
 
 bench: $(VENV)/.test-installed services
 	$(BIN)/python -m bench.billing_run
