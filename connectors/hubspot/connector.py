@@ -243,6 +243,7 @@ class HubSpotConnector(Connector):
         self.http = HttpClient(
             base, auth=_HubSpotAuth(self), bucket=self.bucket, policy=policy, secrets=secrets, name="hubspot"
         )
+        self._properties_ensured = False
         self.search_http = HttpClient(
             base,
             auth=_HubSpotAuth(self),
@@ -367,7 +368,7 @@ class HubSpotConnector(Connector):
             for start in range(0, len(group), BATCH_LIMIT):
                 chunk = group[start : start + BATCH_LIMIT]
                 try:
-                    results = self._in_halves(write, object_type, chunk)
+                    results = self._in_halves(self._creating_properties(write), object_type, chunk)
                 except (RetriableError, MalformedResponse) as error:
                     # Only this batch failed: the ones already written stay written. An answer cut off
                     # after the write is safe to send again (by id, or upsert on abohub_id).
@@ -379,6 +380,25 @@ class HubSpotConnector(Connector):
                 for result in results:
                     done[result.local_id] = result
         return [done[item.local_id] for item in items]
+
+    def _creating_properties(
+        self, write: Callable[[str, Sequence[WriteItem]], list[WriteResult]]
+    ) -> Callable[[str, Sequence[WriteItem]], list[WriteResult]]:
+        """A portal that has never seen Abohub (a connection added in the admin or the API) refuses the
+        abohub_* properties: create them, once per connector, and write again."""
+
+        def attempt(object_type: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+            try:
+                return write(object_type, items)
+            except FatalError as error:
+                if self._properties_ensured or not _lacks_our_property(error):
+                    raise
+                self._properties_ensured = True
+                if not self.ensure_properties():
+                    raise
+                return write(object_type, items)
+
+        return attempt
 
     def _in_halves(
         self,
@@ -840,6 +860,17 @@ def _from_millis(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
     return datetime.fromtimestamp(int(value) / 1000, UTC)
+
+
+OUR_PROPERTIES = frozenset(name for _, name, *_ in CUSTOM_PROPERTIES)
+
+
+def _lacks_our_property(error: FatalError) -> bool:
+    """HubSpot's refusal names a missing property (PROPERTY_DOESNT_EXIST) that Abohub creates itself."""
+    body = (error.exchange.response_body if error.exchange else None) or str(error)
+    if "PROPERTY_DOESNT_EXIST" not in body and "does not exist" not in body:
+        return False
+    return any(f'"{name}' in body for name in OUR_PROPERTIES)  # escaped in JSON or not
 
 
 def _errors_by_key(errors: list[dict[str, Any]]) -> dict[str, str]:

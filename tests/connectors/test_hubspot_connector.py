@@ -51,6 +51,18 @@ def test_custom_properties_are_created_once(sim):
     assert hubspot.ensure_properties() == []
 
 
+def test_the_first_write_to_a_portal_without_abohub_s_properties_creates_them(sim):
+    """A connection added in the admin or the API has never run ensure_properties: HubSpot refuses
+    the unknown abohub_* properties once, the connector creates them and writes again."""
+    hubspot = connector(sim)
+    results = hubspot.write_batch("contacts", items(3, abohub_mrr="149.00"))
+    assert all(r.ok for r in results), [str(r.error) for r in results]
+    assert sim.get("contacts", results[0].remote_id)["properties"]["abohub_mrr"] == "149.00"
+    assert hubspot.ensure_properties() == []  # all there now
+    unknown = hubspot.write_batch("contacts", [WriteItem("cus_x", {"no_such_thing": "1"}, "kx")])
+    assert not unknown[0].ok and "no_such_thing" in str(unknown[0].error)  # not ours to create
+
+
 def test_batch_upsert_in_hundreds_without_duplicates(sim):
     hubspot = connector(sim)
     hubspot.ensure_properties()
