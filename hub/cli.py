@@ -133,6 +133,11 @@ def serve(host: str, port: int, workers: int, threads: int, run_jobs: bool, simu
                 f"HubSpot simulator for {running.connection_id} on {running.simulator.base_url} "
                 f"(token {running.token}); it sends signed webhooks here"
             )
+            if running.staged:
+                click.echo(
+                    f"Waiting in the admin: {running.staged.conflicts} conflict(s) under Conflicts and "
+                    f"{running.staged.dead_letters} dead letter(s) under Sync log → Dead letters"
+                )
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from connectors.hubspot.simulator import HubSpotSimulator
+from hub import demo_staging
 from hub.bootstrap import Hub
 from hub.services.connections import CreateConnection, create_connection, open_connector
 from hub.store.models import Connection
@@ -41,6 +42,7 @@ class Running:
     connection_id: str
     simulator: HubSpotSimulator
     token: str
+    staged: demo_staging.Staged | None = None  # work set out for a person on this start
 
 
 def add_demo_connection(hub: Hub, port: int = DEMO_PORT) -> str:
@@ -66,6 +68,7 @@ def start_simulators(hub: Hub, server_url: str) -> list[Running]:
             )
         )
     running = []
+    staged = False
     for connection_id in ids:
         config = open_connector(hub.uow("system:simulators"), connection_id).config
         address = urlsplit(config["base_url"])
@@ -85,7 +88,17 @@ def start_simulators(hub: Hub, server_url: str) -> list[Running]:
             continue
         open_connector(hub.uow("system:simulators"), connection_id).ensure_properties()
         running.append(Running(connection_id, simulator, config["access_token"]))
-    if running:
+        if demo_staging.needs_staging(hub, connection_id):
+            done = demo_staging.stage(hub, connection_id, simulator)
+            log.info(
+                "staged %d conflict(s) and %d dead letter(s) on %s",
+                done.conflicts,
+                done.dead_letters,
+                connection_id,
+            )
+            running[-1].staged = done
+            staged = True
+    if running and not staged:
         make_queue(hub).enqueue(RECONCILE, {}, f"simulators:fill:{int(time.time())}")
     hub.engine.dispose()
     return running

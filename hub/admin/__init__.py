@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from hub.admin import auth, formatting, security
 from hub.admin.navigation import NAVIGATION, is_current
 from hub.admin.views import (
+    audit,
     conflicts,
     connections,
     customers,
@@ -100,6 +101,7 @@ def create_blueprint() -> Blueprint:
     sync_log.init_app(blueprint)
     connections.init_app(blueprint)
     mappings.init_app(blueprint)
+    audit.init_app(blueprint)
     blueprint.add_url_rule("/<path:path>", "not_found", _not_found, methods=["GET", "POST"])
     blueprint.context_processor(_template_context)
     blueprint.register_error_handler(CSRFError, _csrf_error)

@@ -20,6 +20,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("Mappings", "admin.mappings", "admin.mappings"),
     NavEntry("Conflicts", "admin.conflicts", "admin.conflicts"),
     NavEntry("Sync log", "admin.sync", "admin.sync"),
+    NavEntry("Audit log", "admin.audit", "admin.audit"),
     NavEntry("Staff users", "admin.users", "admin.users"),
 )
 

@@ -19,11 +19,12 @@ from connectors.hubspot.simulator import HubSpotSimulator
 from hub.bootstrap import Hub
 from hub.services import customers
 from hub.services.sync import push_changes
-from hub.store.models import Conflict, DeadLetter, Link
-from jobs.queue import DatabaseQueue
+from hub.store.models import Conflict, DeadLetter, JobRun, Link
+from jobs.queue import DONE, DatabaseQueue
+from jobs.reconcile_jobs import RECONCILE
 from jobs.relay import relay
 from tests import factories
-from tests.browser.conftest import PASSWORD, eventually, remote_properties, sign_in
+from tests.browser.conftest import PASSWORD, Served, eventually, remote_properties, sign_in
 
 
 def sync_out(hub: Hub, connection_id: str, *object_types: str) -> None:
@@ -85,6 +86,34 @@ def refused_customer(hub: Hub, sim: HubSpotSimulator, connection_id: str) -> str
     with hub.session_factory() as session:
         assert session.scalar(select(DeadLetter.id).where(DeadLetter.local_id == bo.id)) is not None
     return bo.id
+
+
+@pytest.fixture
+def refused_change(hub: Hub, sim: HubSpotSimulator, linked_customer: Scene, served: Served) -> Scene:
+    """Karen's new VAT number was refused while HubSpot's private app lacked its contacts write scope.
+    The scope is back now, but nothing pushes her again until someone replays the dead letter (or the
+    next nightly reconcile repairs her). Staged on the running server once its start-up reconcile is done,
+    so that reconcile cannot repair her first."""
+
+    def reconciled() -> bool:
+        with hub.session_factory() as session:
+            query = select(JobRun.status).where(JobRun.function == RECONCILE)
+            return session.scalar(query) == DONE
+
+    eventually(reconciled, "the start-up reconcile")
+    sim.faults.add("missing_scopes", count=None, path=r"/contacts/batch/(create|update|upsert)")
+    change = customers.UpdateCustomer(linked_customer.local_id, {"vat_number": "DK11223344"})
+    customers.update_customer(change, hub.uow())
+
+    def refused() -> str | None:
+        with hub.session_factory() as session:
+            return session.scalar(
+                select(DeadLetter.id).where(DeadLetter.local_id == linked_customer.local_id)
+            )
+
+    eventually(refused, "HubSpot refusing Karen's change")
+    sim.faults.clear()
+    return linked_customer
 
 
 def flash(page: Page) -> str:
@@ -178,23 +207,52 @@ def test_resolving_a_conflict_with_an_edited_value_syncs_it_to_both_sides(
     expect(page.get_by_role("heading", level=1)).to_contain_text("Karen Holm")
 
 
-def test_replaying_a_dead_letter_after_fixing_the_email_puts_the_customer_in_hubspot(
+def test_fixing_a_refused_email_in_the_admin_sends_the_customer_to_hubspot_and_settles_its_dead_letter(
     hub, refused_customer, sim, signed_in, shots
 ):
     page = signed_in
     page.get_by_role("link", name="Sync log").click()
     page.get_by_role("link", name="Dead letters").click()
-    row = page.locator("tr", has_text="INVALID_EMAIL")
-    expect(row).to_be_visible()
-    shots(page, "dead-letters")
+    expect(page.locator("tr", has_text="INVALID_EMAIL")).to_be_visible()
 
-    fixed = customers.UpdateCustomer(refused_customer, {"email": "bo@example.dk"})
-    customers.update_customer(fixed, hub.uow())
-    page.reload()
-    page.locator("tr", has_text="INVALID_EMAIL").get_by_role("button", name="Replay").click()
-    expect(page.locator(".flashes")).to_contain_text("1 record(s) will be sent again")
+    page.get_by_role("link", name="Customers").click()
+    page.get_by_role("link", name="Bo Dal").click()
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Email").fill("bo@example")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#email-errors")).to_contain_text("Not a valid email address.")
+    shots(page, "customer-edit")
+    page.get_by_label("Email").fill("bo@example.dk")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".flashes")).to_contain_text("Bo Dal is saved (email)")
 
     contact = eventually(lambda: remote_id_of(hub, refused_customer), "Bo's contact in HubSpot")
     assert remote_properties(sim, "contacts", contact)["email"] == "bo@example.dk"
+    page.get_by_role("link", name="Sync log").click()
+    page.get_by_role("link", name="Dead letters").click()
+    expect(page.get_by_text("No dead letters match.")).to_be_visible()
+
+
+def test_replaying_a_dead_letter_once_hubspot_accepts_writes_again_updates_the_contact(
+    hub, refused_change, sim, signed_in, shots
+):
+    page = signed_in
+    page.get_by_role("link", name="Sync log").click()
+    page.get_by_role("link", name="Dead letters").click()
+    row = page.locator("tr", has_text="required scopes")
+    expect(row).to_be_visible()
+    shots(page, "dead-letters")
+    assert not remote_properties(sim, "contacts", refused_change.remote_id).get("abohub_vat_number")
+
+    row.get_by_role("button", name="Replay").click()
+    expect(page.locator(".flashes")).to_contain_text("1 record(s) will be sent again")
+    eventually(
+        lambda: (
+            remote_properties(sim, "contacts", refused_change.remote_id).get("abohub_vat_number")
+            == "DK11223344"
+            or None
+        ),
+        "the VAT number on Karen's contact",
+    )
     page.reload()
     expect(page.get_by_text("No dead letters match.")).to_be_visible()

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from connectors.hubspot.simulator import HubSpotSimulator
 from hub import demo
 from hub.bootstrap import Hub
-from hub.store.models import Customer, Subscription
+from hub.store.models import Customer, Event, Subscription
 from tests.browser.conftest import sign_in
 from tests.browser.test_admin_flows import sync_out
 
@@ -35,6 +35,16 @@ def first_id(hub: Hub, model: type[Customer] | type[Subscription]) -> str:
         return found
 
 
+def latest_subscription_change(hub: Hub) -> int:
+    """The newest subscription event: its detail has a before and after."""
+    with hub.session_factory() as session:
+        found = session.scalar(
+            select(Event.id).where(Event.type.startswith("subscription.")).order_by(Event.id.desc()).limit(1)
+        )
+        assert found is not None
+        return found
+
+
 def fits_the_screen(page: Page) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
@@ -49,6 +59,8 @@ def test_every_main_page_opens_cleanly_with_the_demo_business(demo_business, hub
         "connections": "/admin/connections",
         "mappings": "/admin/mappings",
         "sync-log": "/admin/sync",
+        "audit-log": "/admin/audit",
+        "audit-event": f"/admin/audit/{latest_subscription_change(hub)}",
         "staff-users": "/admin/users",
     }
     for name, path in pages.items():

@@ -746,6 +746,22 @@ def test_server_error_faults(http: requests.Session, sim: HubSpotSimulator, kind
     assert sim.stats.count(status=status) == 2
 
 
+def test_a_missing_scope_refuses_the_matching_writes_with_hubspots_403(
+    http: requests.Session, sim: HubSpotSimulator
+) -> None:
+    sim.faults.add("missing_scopes", count=None, path=r"/contacts/batch/(create|update|upsert)")
+    body = {"inputs": [{"properties": {"email": "f@example.com"}}]}
+    refused = http.post(url(sim, f"{CONTACTS}/batch/create"), json=body)
+    assert refused.status_code == 403
+    answer = refused.json()
+    assert answer["category"] == "MISSING_SCOPES"
+    assert answer["errors"][0]["context"]["requiredGranularScopes"] == ["crm.objects.contacts.write"]
+    assert sim.records("contacts") == []
+    assert http.get(url(sim, CONTACTS)).status_code == 200  # reads keep working
+    sim.faults.clear()  # the scope is given back
+    assert http.post(url(sim, f"{CONTACTS}/batch/create"), json=body).status_code == 201
+
+
 def test_timeout_fault_is_ambiguous_by_default(http: requests.Session, sim: HubSpotSimulator) -> None:
     sim.faults.add("timeout", seconds=0.3, method="POST")
     with pytest.raises(requests.ReadTimeout):

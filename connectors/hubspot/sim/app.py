@@ -226,6 +226,8 @@ class HubSpotApp:
             return Answer(502, raw=_BAD_GATEWAY, content_type="text/html")
         if fault.kind == "http_503":
             return Answer(503, errors.body("Service Unavailable", "SERVICE_UNAVAILABLE"))
+        if fault.kind == "missing_scopes":
+            return Answer(403, errors.missing_scopes(fault.scope))
         # rate_limit_storm
         return Answer(
             429,

@@ -36,6 +36,20 @@ def body(message: str, category: str | None = None, **extra: Any) -> dict[str, A
     return out
 
 
+def missing_scopes(scope: str) -> dict[str, Any]:
+    """HubSpot's answer when the app's token lacks a scope the call needs."""
+    return body(
+        "This app hasn't been granted all required scopes to make this call.",
+        "MISSING_SCOPES",
+        errors=[
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": [scope]},
+            }
+        ],
+    )
+
+
 def bad_request(message: str, **extra: Any) -> ApiError:
     return ApiError(400, body(message, "VALIDATION_ERROR", **extra))
 

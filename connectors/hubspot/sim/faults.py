@@ -9,6 +9,8 @@ Kinds:
   which is what makes a client-side timeout ambiguous; with ``apply=False``
   it is answered 504 and changes nothing.
 * ``rate_limit_storm``: 429 with HubSpot's rate-limit body and headers.
+* ``missing_scopes``: 403 ``MISSING_SCOPES``, as when someone edits the private app and takes a
+  scope away (``scope`` names it, e.g. ``crm.objects.contacts.write``); nothing changes.
 * ``malformed``: 200 with a JSON body cut in half; with ``apply=True`` the
   request takes effect first (the client cannot tell), by default it does not.
 
@@ -24,7 +26,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-KINDS = ("http_500", "http_502", "http_503", "timeout", "rate_limit_storm", "malformed")
+KINDS = ("http_500", "http_502", "http_503", "timeout", "rate_limit_storm", "malformed", "missing_scopes")
 _APPLY_DEFAULT = {"timeout": True}
 
 
@@ -37,6 +39,7 @@ class Fault:
     seconds: float = 1.0
     apply: bool = False
     skip: int = 0
+    scope: str = "crm.objects.contacts.write"
     fired: int = 0
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
 
@@ -65,6 +68,7 @@ class Faults:
         seconds: float = 1.0,
         apply: bool | None = None,
         skip: int = 0,
+        scope: str = "crm.objects.contacts.write",
     ) -> Fault:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {KINDS}")
@@ -76,6 +80,7 @@ class Faults:
             seconds,
             _APPLY_DEFAULT.get(kind, False) if apply is None else apply,
             skip,
+            scope,
             _pattern=re.compile(path) if path else None,
         )
         with self._lock:

@@ -1,22 +1,33 @@
-"""Customers: search and filter a paged, sortable list; one customer with everything that touches them."""
+"""Customers: search and filter a paged, sortable list; one customer with everything that touches them, and
+the form an admin corrects their details with.
+
+The edit form checks what the API checks (the same marshmallow rules) and sends only the fields that
+changed to ``hub.services.customers.update_customer``, acting as the staff user: the change is audited and,
+through the outbox, pushed to every connected system.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
+from marshmallow import validate
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
-from wtforms import SearchField, SelectChoice, SelectField
-from wtforms.validators import Length, Optional
+from wtforms import EmailField, SearchField, SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from hub.admin.context import hub
+from hub.admin.auth import requires
+from hub.admin.context import hub, uow
+from hub.admin.forms import Same, place_field_errors
 from hub.admin.tables import Sorting, paged
+from hub.domain.errors import AbohubError, StateConflict
 from hub.domain.mrr import CustomerState
+from hub.services.customers import UpdateCustomer, update_customer
 from hub.store.models import Connection, Customer, Event, Invoice, Link, Payment, Plan, Subscription
 
 SORTING = Sorting(
@@ -42,6 +53,77 @@ class CustomerFilterForm(FlaskForm):
         ],
         default="",
     )
+
+
+def _stripped(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _upper(value: str | None) -> str | None:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+class CustomerForm(FlaskForm):
+    """A customer's details, with the API's rules and messages (``hub.api.schemas.CustomerSchema``)."""
+
+    name = StringField("Name", filters=[_stripped], validators=[DataRequired(), Length(max=200)])
+    email = EmailField(
+        "Email",
+        filters=[_stripped],
+        validators=[
+            DataRequired(),
+            Length(max=320),
+            Same(validate.Email(error="Not a valid email address.")),
+        ],
+    )
+    vat_number = StringField("VAT number", filters=[_stripped], validators=[Optional(), Length(max=32)])
+    country = StringField(
+        "Country",
+        filters=[_upper],
+        validators=[DataRequired(), Regexp(r"^[A-Z]{2}$", message="must be an ISO 3166 code like DK")],
+    )
+    currency = StringField(
+        "Currency",
+        filters=[_upper],
+        validators=[DataRequired(), Regexp(r"^[A-Z]{3}$", message="must be an ISO 4217 code like DKK")],
+    )
+    locale = StringField(
+        "Locale",
+        filters=[_stripped],
+        validators=[
+            DataRequired(),
+            Regexp(r"^[a-z]{2,3}([_-][A-Z]{2})?$", message="must be a locale like da_DK"),
+        ],
+    )
+    address_line1 = StringField("Address", filters=[_stripped], validators=[Optional(), Length(max=200)])
+    address_line2 = StringField(
+        "Address, line 2", filters=[_stripped], validators=[Optional(), Length(max=200)]
+    )
+    postal_code = StringField("Postal code", filters=[_stripped], validators=[Optional(), Length(max=20)])
+    city = StringField("City", filters=[_stripped], validators=[Optional(), Length(max=100)])
+
+    def changes(self, customer: Customer) -> dict[str, Any]:
+        """The fields whose value differs from the customer's; an emptied optional field becomes None."""
+        changed = {}
+        for name in EDITED:
+            value = self[name].data or None
+            if value != getattr(customer, name):
+                changed[name] = value
+        return changed
+
+
+EDITED = (
+    "name",
+    "email",
+    "vat_number",
+    "country",
+    "currency",
+    "locale",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+)
 
 
 def _matching(form: CustomerFilterForm) -> Select[Any]:
@@ -142,6 +224,46 @@ def customer_detail(customer_id: str) -> ResponseReturnValue:
     )
 
 
+def _in_a_sentence(label: str) -> str:
+    return label if label[:2].isupper() else label[0].lower() + label[1:]
+
+
+def _edit_page(customer: Customer, form: CustomerForm, status: int = 200) -> ResponseReturnValue:
+    return render_template("admin/customer_edit.html", customer=customer, form=form), status
+
+
+@requires("admin")
+def customer_edit(customer_id: str) -> ResponseReturnValue:
+    with hub().session_factory() as session:
+        customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound()
+    if request.method == "GET":
+        return _edit_page(customer, CustomerForm(obj=customer))
+    form = CustomerForm()
+    if not form.validate():
+        return _edit_page(customer, form, 400)
+    changes = form.changes(customer)
+    if not changes:
+        flash("Nothing changed.", "info")
+        return redirect(url_for("admin.customers_detail", customer_id=customer_id))
+    try:
+        update_customer(UpdateCustomer(customer_id, changes), uow())
+    except StateConflict as error:  # the one rule the form cannot know: a currency fixed by subscriptions
+        form.currency.errors = [*form.currency.errors, error.message]
+        return _edit_page(customer, form, 400)
+    except AbohubError as error:
+        if not place_field_errors(form, error):
+            flash(error.message, "error")
+        return _edit_page(customer, form, 400)
+    names = ", ".join(_in_a_sentence(form[name].label.text) for name in changes)
+    flash(f"{form.name.data} is saved ({names}); connected systems get the change.", "success")
+    return redirect(url_for("admin.customers_detail", customer_id=customer_id))
+
+
 def init_app(blueprint: Blueprint) -> None:
     blueprint.add_url_rule("/customers", "customers", customers)
     blueprint.add_url_rule("/customers/<customer_id>", "customers_detail", customer_detail)
+    blueprint.add_url_rule(
+        "/customers/<customer_id>/edit", "customers_edit", customer_edit, methods=["GET", "POST"]
+    )

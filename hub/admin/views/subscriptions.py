@@ -27,7 +27,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from hub.admin.auth import requires
 from hub.admin.context import hub, uow
-from hub.admin.forms import ActionForm
+from hub.admin.forms import ActionForm, place_field_errors
 from hub.admin.tables import Sorting, paged
 from hub.domain.errors import AbohubError
 from hub.domain.lifecycle import Status
@@ -155,16 +155,6 @@ def _detail_page(subscription_id: str, status: int = 200, **replaced: FlaskForm)
     return page, status
 
 
-def _fields_onto(form: FlaskForm, error: AbohubError) -> bool:
-    """Put the error's field messages next to the form's fields; False when it names none of them."""
-    placed = False
-    for name, messages in error.fields.items():
-        if name in form:
-            form[name].errors = [*form[name].errors, *messages]
-            placed = True
-    return placed
-
-
 def _done(subscription_id: str, message: str) -> ResponseReturnValue:
     flash(message, "success")
     return redirect(url_for("admin.subscriptions_detail", subscription_id=subscription_id))
@@ -190,7 +180,7 @@ def _act(
     try:
         _settle(change())
     except AbohubError as error:
-        if _fields_onto(form, error):
+        if place_field_errors(form, error):
             return _detail_page(subscription_id, 400, **{form_name: form})
         return _refused(subscription_id, error)
     return _done(subscription_id, message)
@@ -277,14 +267,14 @@ def subscription_change_plan(subscription_id: str) -> ResponseReturnValue:
         try:
             preview = subs.preview_change(command, uow())
         except AbohubError as error:
-            if _fields_onto(form, error):
+            if place_field_errors(form, error):
                 return _detail_page(subscription_id, 400, change_form=form)
             return _refused(subscription_id, error)
         return _preview_page(subscription_id, form, preview)
     try:
         _settle(subs.change_plan(command, uow()))
     except AbohubError as error:
-        if _fields_onto(form, error):
+        if place_field_errors(form, error):
             return _detail_page(subscription_id, 400, change_form=form)
         return _refused(subscription_id, error)
     return _done(subscription_id, "The plan is changed.")
