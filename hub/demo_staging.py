@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 ACTOR = "cli:demo"
 RENAMES = (("Olsen", "Kristensen"), ("Lund", "Holm"), ("Berg", "Dahl"), ("Møller", "Bech"))
 NEW_VAT_NUMBERS = ("DK31415926", "DK27182818")
+WANTED = len(RENAMES) + 1 + len(NEW_VAT_NUMBERS)  # customers the staging changes
 WRITES = r"/contacts/batch/(create|update|upsert)"
 
 
@@ -48,7 +49,10 @@ class Staged:
 
 
 def needs_staging(hub: Hub, connection_id: str) -> bool:
+    """A connection with no conflicts and no dead letters ever, in a store with the demo's customers."""
     with hub.session_factory() as session:
+        if (session.scalar(select(func.count()).select_from(Customer)) or 0) < WANTED:
+            return False
         conflicts = session.scalar(select(func.count()).where(Conflict.connection_id == connection_id))
         letters = session.scalar(select(func.count()).where(DeadLetter.connection_id == connection_id))
     return not conflicts and not letters
@@ -95,7 +99,9 @@ def _reconcile_as_tonights_run(hub: Hub, connection_id: str) -> None:
 def stage(hub: Hub, connection_id: str, simulator: HubSpotSimulator) -> Staged:
     _reconcile_as_tonights_run(hub, connection_id)
     _push(hub, connection_id)  # the demo's own history, already in HubSpot: nothing is written
-    picked = _linked_customers(hub, connection_id, len(RENAMES) + 1 + len(NEW_VAT_NUMBERS))
+    picked = _linked_customers(hub, connection_id, WANTED)
+    if len(picked) < WANTED:
+        return Staged(0, 0)
     renamed, refused_email, new_vat = (
         picked[: len(RENAMES)],
         picked[len(RENAMES)],

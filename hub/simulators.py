@@ -96,8 +96,9 @@ def start_simulators(hub: Hub, server_url: str) -> list[Running]:
                 done.dead_letters,
                 connection_id,
             )
-            running[-1].staged = done
-            staged = True
+            if done.conflicts or done.dead_letters:
+                running[-1].staged = done
+                staged = True
     if running and not staged:
         make_queue(hub).enqueue(RECONCILE, {}, f"simulators:fill:{int(time.time())}")
     hub.engine.dispose()
