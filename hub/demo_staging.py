@@ -72,11 +72,14 @@ def _linked_customers(hub: Hub, connection_id: str, count: int) -> list[tuple[Cu
 
 
 def _push(hub: Hub, connection_id: str) -> None:
+    """Relay the whole outbox, then push every dirty customer: each call does one batch."""
     queue = make_queue(hub)
-    while relay(hub, queue).relayed:
-        pass
-    while push_changes(hub, connection_id, "customer").more:
-        pass
+    relayed = True
+    while relayed:
+        relayed = relay(hub, queue).relayed > 0
+    more = True
+    while more:
+        more = push_changes(hub, connection_id, "customer").more
 
 
 def _reconcile_as_tonights_run(hub: Hub, connection_id: str) -> None:

@@ -27,7 +27,7 @@ from hub.admin.forms import Same, place_field_errors
 from hub.admin.tables import Sorting, paged
 from hub.domain.errors import AbohubError, StateConflict
 from hub.domain.mrr import CustomerState
-from hub.services.customers import UpdateCustomer, update_customer
+from hub.services.customers import EDITABLE, UpdateCustomer, update_customer
 from hub.store.models import Connection, Customer, Event, Invoice, Link, Payment, Plan, Subscription
 
 SORTING = Sorting(
@@ -112,18 +112,7 @@ class CustomerForm(FlaskForm):
         return changed
 
 
-EDITED = (
-    "name",
-    "email",
-    "vat_number",
-    "country",
-    "currency",
-    "locale",
-    "address_line1",
-    "address_line2",
-    "postal_code",
-    "city",
-)
+EDITED = tuple(name for name in EDITABLE if name != "meta")  # the form edits every field but metadata
 
 
 def _matching(form: CustomerFilterForm) -> Select[Any]:
