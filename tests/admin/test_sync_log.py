@@ -66,6 +66,7 @@ def test_replaying_one_dead_letter_queues_the_push_that_then_delivers_it(admin, 
     page = admin.get("/admin/sync/dead-letters").text
     [letter] = dead_letters(hub)
     assert letter.id in page and "INVALID_EMAIL" in page and "Request and response" in page
+    assert f'/admin/customers/{bo.id}">Bo Dal</a>' in page  # the record by the customer's name
     assert sim.token not in page
 
     customers.update_customer(customers.UpdateCustomer(bo.id, {"email": "bo@example.dk"}), hub.uow())

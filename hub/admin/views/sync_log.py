@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from wtforms import SelectChoice, SelectField, StringField
 from wtforms.validators import Length, Optional, Regexp
 
@@ -21,7 +21,7 @@ from hub.admin.tables import Sorting, paged
 from hub.admin.views.conflicts import connection_choices
 from hub.domain.errors import AbohubError
 from hub.services.dead_letters import replay_dead_letter
-from hub.store.models import Connection, DeadLetter, JobRun
+from hub.store.models import Connection, Customer, DeadLetter, JobRun
 from jobs.queue import DONE, FAILED, QUEUED, RUNNING
 from jobs.relay import queue_push
 from jobs.runtime import make_queue
@@ -93,7 +93,11 @@ def dead_letters() -> ResponseReturnValue:
     valid = not request.args or form.validate()
     connection_id = (form.connection_id.data or "") if valid else ""
     state = (form.state.data or "") if valid else "open"
-    query = select(DeadLetter, Connection.name).join(Connection, Connection.id == DeadLetter.connection_id)
+    query = (
+        select(DeadLetter, Connection.name, Customer.name)
+        .join(Connection, Connection.id == DeadLetter.connection_id)
+        .outerjoin(Customer, and_(DeadLetter.object_type == "customer", Customer.id == DeadLetter.local_id))
+    )
     if connection_id:
         query = query.where(DeadLetter.connection_id == connection_id)
     if state:
