@@ -5,8 +5,8 @@ no conflicts and no dead letters yet), synchronously and before the server forks
 
 * the simulator is filled (a reconcile links every customer and subscription to a record in it);
 * four customers were renamed on both sides since: a conflict each on their name (``manual``);
-* one customer's email, imported from an old system, is one HubSpot refuses: a dead letter that settles
-  by itself once the email is corrected in the admin;
+* one customer's new email, typed with " at " for "@", is one HubSpot refuses: a dead letter that settles
+  by itself once the email is corrected in the admin, when the contact takes the new address;
 * two customers' new VAT numbers were refused while HubSpot's private app lacked its contacts write scope:
   dead letters that a replay sends again.
 
@@ -59,16 +59,21 @@ def needs_staging(hub: Hub, connection_id: str) -> bool:
 
 
 def _linked_customers(hub: Hub, connection_id: str, count: int) -> list[tuple[Customer, str]]:
-    """Customers with a contact in HubSpot, in a stable order (active first, then by name)."""
+    """Customers with a contact in HubSpot, in a stable order (active first, then by name), no two with
+    the same name: a person working the queue tells them apart by name."""
     with hub.session_factory() as session:
         rows = session.execute(
             select(Customer, Link.remote_id)
             .join(Link, Link.local_id == Customer.id)
             .where(Link.connection_id == connection_id, Link.object_type == "customer")
             .order_by(Customer.revenue_state, Customer.name, Customer.id)
-            .limit(count)
         ).all()
-    return [(customer, remote_id) for customer, remote_id in rows]
+    picked: dict[str, tuple[Customer, str]] = {}
+    for customer, remote_id in rows:
+        picked.setdefault(customer.name, (customer, remote_id))
+        if len(picked) == count:
+            break
+    return list(picked.values())
 
 
 def _push(hub: Hub, connection_id: str) -> None:
@@ -115,7 +120,8 @@ def stage(hub: Hub, connection_id: str, simulator: HubSpotSimulator) -> Staged:
         simulator.edit("contacts", contact, {"lastname": in_hubspot})
         update_customer(UpdateCustomer(customer.id, {"name": f"{first} {in_hub}"}), hub.uow(ACTOR))
     customer, _ = refused_email
-    typo = customer.email.replace("@", " at ")
+    mailbox, domain = customer.email.split("@", 1)
+    typo = f"{mailbox} at mail.{domain}"  # a new address, typed the way people dictate it
     update_customer(UpdateCustomer(customer.id, {"email": typo}), hub.uow(ACTOR))
     _push(hub, connection_id)
     poll_connections(hub)  # the cursors move past everything: the first poll must not repair what follows

@@ -233,11 +233,12 @@ def test_preview_shows_what_the_edit_would_send_against_the_remote_now_and_write
     admin, hub, sim, connection_id
 ):
     customer, remote_id = linked_customer(hub, sim, connection_id, country="DK")
+    factories.customer(hub, "Ny Kunde", email="ny@example.dk")  # newer, but not in HubSpot yet
     writes = sim.writes()
     form = form_of(admin.get(editor(connection_id)).text)
+    assert form["local_id"] == customer.id  # a linked record is chosen already: Preview works at once
     country = row_of(form, "country")
     form.update({f"entries-{country}-direction": "push", f"entries-{country}-to_remote": "lower"})
-    form["local_id"] = customer.id
     page = submit(admin, editor(connection_id), form, "preview")
     assert page.status_code == 200
     text = page.text
@@ -253,8 +254,10 @@ def test_preview_shows_what_the_edit_would_send_against_the_remote_now_and_write
 def test_preview_needs_a_record(admin, connection_id):
     form = form_of(admin.get(editor(connection_id)).text)
     page = submit(admin, editor(connection_id), form, "preview")
+    assert form["local_id"] == ""  # no customers: nothing to choose
     assert page.status_code == 400
-    assert "choose a record to preview the mapping on" in page.text
+    assert "choose a record to preview the mapping on" in page.text  # by the record's select
+    assert "choose a record to preview on, under Record to preview" in page.text  # and at the top
 
 
 def test_preview_choices_are_escaped(admin, hub, connection_id):

@@ -49,6 +49,12 @@ def stop(running) -> None:
 
 def test_the_first_start_stages_four_name_conflicts_and_three_dead_letters(hub):
     demo_store(hub, 8)
+    namesake = factories.customer(hub, "Emil Pedersen", email="emil.p@example.dk")
+    factories.subscribe(
+        hub, namesake.id, factories.plan(hub, name="Basis").id
+    )  # two of one name in the queue would confuse
+    with hub.session_factory() as session:
+        names_before = {c.id: c.name for c in session.scalars(select(Customer))}
     connection_id = add_demo_connection(hub, free_port())
 
     running = start_simulators(hub, "http://127.0.0.1:9")
@@ -66,9 +72,11 @@ def test_the_first_start_stages_four_name_conflicts_and_three_dead_letters(hub):
         refused = [letter for letter in letters if " at " in emails[letter.local_id]]
         assert len(refused) == 1 and "email" in refused[0].reason.lower()
         assert len([letter for letter in letters if "scope" in letter.reason.lower()]) == 2
+        staged = [item.local_id for item in (*conflicts, *letters)]
+        assert len({names_before[local_id] for local_id in staged}) == 7
 
         contacts = running[0].simulator.records("contacts")
-        assert len(contacts) == 8  # every customer reached the simulator
+        assert len(contacts) == 9  # every customer reached the simulator
         lastnames = {c["properties"].get("lastname") for c in contacts}
         assert {"Olsen", "Lund", "Berg"} <= lastnames  # the renames on HubSpot's side stay there
     finally:

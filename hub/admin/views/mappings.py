@@ -291,6 +291,8 @@ def _render(
             form = MappingForm(formdata=None, data=_rows_of(definition))
         form.remote_object.choices = [SelectChoice(name, name) for name in _offered(cls, object_type)]
         records = _record_choices(session, connection_id, object_type)
+        if records and not form.local_id.data and not form.local_id.errors:
+            form.local_id.data = records[0][0]  # Preview works at once, on a linked record when there is one
         known = sorted(service.known_fields(session, cls, object_type) or ())
         connection_name = connection.name
     page = render_template(
@@ -363,7 +365,8 @@ def _act(
         local_id = (form.local_id.data or "").strip()
         if not local_id:
             form.local_id.errors = [*form.local_id.errors, "choose a record to preview the mapping on"]
-            return _render(connection_id, object_type, form, status=400)
+            general = ["choose a record to preview on, under Record to preview"]
+            return _render(connection_id, object_type, form, status=400, general=general)
         cmd = service.PreviewMapping(connection_id, object_type, local_id, definition)
         preview = service.preview_mapping(cmd, hub(), actor())
         return _render(connection_id, object_type, form, preview=preview)
