@@ -100,6 +100,7 @@ class Outcome:
     backend: str
     customers: int
     seconds: float = 0.0
+    first_seconds: float = 0.0  # until the first record was confirmed: relay, planning, first batch
     confirmed: int = 0
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
@@ -244,6 +245,10 @@ class Confirmations:
     def last(self) -> float:
         with self._lock:
             return max(self.at.values())
+
+    def first(self) -> float:
+        with self._lock:
+            return min(self.at.values())
 
 
 # --- the job runtimes -------------------------------------------------------------------
@@ -476,6 +481,7 @@ def run(args: argparse.Namespace, backend: str) -> Outcome:
                     outcome.confirmed = confirmations.count()
                     ended = confirmations.last() if outcome.confirmed else time.perf_counter()
                     outcome.seconds = ended - began
+                    outcome.first_seconds = confirmations.first() - began if outcome.confirmed else 0.0
                     wait_settled(hub, deadline)
                     outcome.cpu = profile.cpu.spent()
                 outcome.profile = dict(profile.totals)
@@ -588,7 +594,7 @@ def report(outcome: Outcome, args: argparse.Namespace) -> None:
         by_endpoint[f"{method} {template.rsplit('/', 1)[-1]} {status}"] += n
     print(
         f"  {outcome.backend}: {outcome.confirmed:,} of {outcome.customers:,} records confirmed in "
-        f"{outcome.seconds:.2f} s = {outcome.rate:,.0f} records/s"
+        f"{outcome.seconds:.2f} s = {outcome.rate:,.0f} records/s (the first after {outcome.first_seconds:.2f} s)"
     )
     print(
         f"    requests: {outcome.total_requests} (full batches need {needed}; "

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, RemoteRecord, WriteItem, WriteResult
@@ -174,26 +174,19 @@ def _lifetime_values(session: Session, ids: list[str]) -> dict[str, int]:
     customer, not the metrics' LTV (ARPA ÷ churn rate, a forecast per currency; docs/metrics.md).
     """
     paid = (Invoice.status == InvoiceStatus.PAID.value) & (Invoice.currency == Customer.currency)
-    invoiced = session.execute(
-        select(Invoice.customer_id, func.sum(Invoice.total - Invoice.vat))
+    credited = (
+        select(func.coalesce(func.sum(CreditNote.net_amount), 0))
+        .where(CreditNote.invoice_id == Invoice.id)
+        .correlate(Invoice)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Invoice.customer_id, func.sum(Invoice.total - Invoice.vat - credited))
         .join(Customer, Customer.id == Invoice.customer_id)
         .where(Invoice.customer_id.in_(ids), paid)
         .group_by(Invoice.customer_id)
     )
-    credited = session.execute(
-        select(Invoice.customer_id, func.sum(CreditNote.net_amount))
-        .select_from(CreditNote)
-        .join(Invoice, Invoice.id == CreditNote.invoice_id)
-        .join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.customer_id.in_(ids), paid)
-        .group_by(Invoice.customer_id)
-    )
-    values: dict[str, int] = defaultdict(int)
-    for customer_id, amount in invoiced:
-        values[customer_id] += int(amount or 0)
-    for customer_id, amount in credited:
-        values[customer_id] -= int(amount or 0)
-    return dict(values)
+    return {customer_id: int(amount or 0) for customer_id, amount in rows}
 
 
 def _subscription_values(session: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -477,9 +470,21 @@ def save_links(
             "updated_at": now,
             synced_at: now,
         }
-    updates = [row for row in rows.values() if row["id"] is not None]
+    changed = ("remote_id", "fingerprints", "updated_at", synced_at)
+    updates = [
+        {"b_id": row["id"], **{f"b_{name}": row[name] for name in changed}}
+        for row in rows.values()
+        if row["id"] is not None
+    ]
     if updates:
-        session.execute(update(Link), updates)
+        # One executemany on the table: the ORM's bulk update by primary key costs more than the SQL.
+        table = Link.__table__
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values({name: bindparam(f"b_{name}") for name in changed})
+        )
+        session.connection().execute(statement, updates)
     created = [
         {
             **{k: v for k, v in row.items() if k != "id"},
