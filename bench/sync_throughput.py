@@ -19,6 +19,10 @@ Run it with ``python -m bench.sync_throughput`` (``--help`` for options). It
 4. compares every simulator record with the hub (nothing lost, nothing doubled, nothing left
    dirty or dead-lettered), counts the requests the simulator answered and how many were 429.
 
+The simulator runs in a process of its own (:mod:`bench._simprocess`), as HubSpot is never inside
+the hub's: in the measured process it would take a share of that process's interpreter lock and
+bill it to the hub. Its CPU is reported beside the hub's.
+
 The limit: HubSpot's own, 190 requests per rolling 10 s (``--limit``, ``--window``), the one
 the connector is configured for; a shorter scaled window would be stricter than anything the
 connector can be told (``requests_per_ten_seconds``), so its 429s would measure the scaling.
@@ -44,11 +48,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,14 +60,14 @@ from typing import Any
 
 import psycopg
 import redis
+from rq import Queue, Worker
 from sqlalchemy import func, insert, select
 
 from bench._common import DEFAULT_ADMIN_URL, fresh_database
+from bench._simprocess import SimulatorProcess
 from config import load_settings
 from connectors.base import ConnectorContext, WriteItem
 from connectors.hubspot.connector import HubSpotConnector
-from connectors.hubspot.sim.store import Change
-from connectors.hubspot.simulator import HubSpotSimulator
 from hub.bootstrap import Hub, build
 from hub.domain.ids import new_id
 from hub.services.connections import CreateConnection, create_connection, open_connector
@@ -172,7 +175,7 @@ def load_customers(url: str, count: int) -> list[str]:
     return ids
 
 
-def pre_link(hub: Hub, sim: HubSpotSimulator, connection_id: str, ids: list[str]) -> None:
+def pre_link(hub: Hub, sim: SimulatorProcess, connection_id: str, ids: list[str]) -> None:
     """Each customer as a contact in the simulator and linked, as a first sync leaves them (not timed).
 
     The contact holds what the first push would have sent and the link its fingerprints, computed
@@ -183,23 +186,24 @@ def pre_link(hub: Hub, sim: HubSpotSimulator, connection_id: str, ids: list[str]
         mapping = load_mapping(session, connection_id, "customer")
         values = local_values(session, "customer", ids)
     assert mapping is not None
-    rows = []
-    for cid in ids:
-        plan = plan_record(mapping, values[cid], None, None)
-        remote_id = sim.create(mapping.remote_object, {**plan.push, "abohub_id": cid}, webhooks=False)
-        rows.append(
-            {
-                "connection_id": connection_id,
-                "object_type": "customer",
-                "local_id": cid,
-                "remote_object": mapping.remote_object,
-                "remote_id": remote_id,
-                "fingerprints": plan.fingerprints,
-                "last_pushed_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
+    plans = [plan_record(mapping, values[cid], None, None) for cid in ids]
+    remote_ids = sim.create_many(
+        mapping.remote_object, [{**plan.push, "abohub_id": cid} for cid, plan in zip(ids, plans, strict=True)]
+    )
+    rows = [
+        {
+            "connection_id": connection_id,
+            "object_type": "customer",
+            "local_id": cid,
+            "remote_object": mapping.remote_object,
+            "remote_id": remote_id,
+            "fingerprints": plan.fingerprints,
+            "last_pushed_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for cid, plan, remote_id in zip(ids, plans, remote_ids, strict=True)
+    ]
     with hub.engine.begin() as connection:
         connection.execute(insert(Link), rows)
 
@@ -223,56 +227,36 @@ def change_all(hub: Hub, ids: list[str], what: str) -> float:
     return time.perf_counter() - began
 
 
-class Confirmations:
-    """Listens to the simulator's store: when did each record get its new value from the API?"""
-
-    def __init__(self, remote_property: str) -> None:
-        self.remote_property = remote_property
-        self.at: dict[int, float] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, changes: list[Change]) -> None:
-        moment = time.perf_counter()
-        for change in changes:
-            if change.source == "INTEGRATION" and change.property_name == self.remote_property:
-                with self._lock:
-                    self.at[change.object_id] = moment
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self.at)
-
-    def last(self) -> float:
-        with self._lock:
-            return max(self.at.values())
-
-    def first(self) -> float:
-        with self._lock:
-            return min(self.at.values())
-
-
 # --- the job runtimes -------------------------------------------------------------------
 
 
+# Each runtime gets its workers ready, then yields the function that starts the work (the scheduler,
+# and the embedded worker threads); the clock starts just before it, so a worker process's start-up
+# (its imports, registering with Redis) is not counted: in production the workers are already running.
+
+
 @contextmanager
-def embedded_runtime(hub: Hub, workers: int, profile: Profile) -> Iterator[None]:
+def embedded_runtime(hub: Hub, workers: int, profile: Profile) -> Iterator[Callable[[], None]]:
     queue = embedded_queue(hub)
     runtime = EmbeddedRuntime(
         workers=[EmbeddedWorker(hub, queue, idle_seconds=0.2) for _ in range(workers)],
         scheduler=make_scheduler(hub, BENCH_SCHEDULE),
     )
-    for worker in runtime.workers:
-        worker.start()
-    assert runtime.scheduler is not None
-    runtime.scheduler.start()
+
+    def start() -> None:
+        for worker in runtime.workers:
+            worker.start()
+        assert runtime.scheduler is not None
+        runtime.scheduler.start()
+
     try:
-        yield
+        yield start
     finally:
         runtime.stop(timeout=60)
 
 
 @contextmanager
-def rq_runtime(hub: Hub, workers: int, profile: Profile) -> Iterator[None]:
+def rq_runtime(hub: Hub, workers: int, profile: Profile) -> Iterator[Callable[[], None]]:
     settings = hub.settings
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ABOHUB_")},
@@ -299,11 +283,18 @@ def rq_runtime(hub: Hub, workers: int, profile: Profile) -> Iterator[None]:
         ]
     print(f"  rq: {workers} `abohub worker` processes, their output in {log_path}")
     scheduler = make_scheduler(hub, BENCH_SCHEDULE)
-    try:
-        time.sleep(1.0)  # the workers register with Redis before the first job is queued
+    client = redis.Redis.from_url(REDIS_URL)
+
+    def start() -> None:
         profile.cpu.start_workers([process.pid for process in processes])
         scheduler.start()
-        yield
+
+    try:
+        listening = Queue(f"{settings.redis_prefix}-default", connection=client)
+        ready_by = time.monotonic() + 60
+        while Worker.count(connection=client, queue=listening) < workers and time.monotonic() < ready_by:
+            time.sleep(0.05)
+        yield start
     finally:
         scheduler.stop(30)
         for process in processes:
@@ -314,7 +305,6 @@ def rq_runtime(hub: Hub, workers: int, profile: Profile) -> Iterator[None]:
             except subprocess.TimeoutExpired:
                 process.kill()
         profile.worker_log(log_path)
-        client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(f"{settings.redis_prefix}*"):
             client.delete(key)
 
@@ -341,9 +331,11 @@ class CpuMeter:
     little, CPU time says what bounds the throughput. PostgreSQL's share is read from /proc for the
     server processes serving the bench database (a local server)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, simulator_pid: int) -> None:
         self.url = url
         self.own = own_cpu()
+        self.simulator_pid = simulator_pid
+        self.simulator = process_cpu(simulator_pid)
         self.servers = self.database()
         self.workers: dict[int, float] = {}
 
@@ -367,6 +359,7 @@ class CpuMeter:
         and the CPU of server processes that ended cannot be told apart from other databases' work.
         """
         spent = {"this process": own_cpu() - self.own}
+        spent["simulator"] = process_cpu(self.simulator_pid) - self.simulator
         if self.workers:
             spent["rq workers"] = sum(
                 process_cpu(pid, children=True) - cpu for pid, cpu in self.workers.items()
@@ -438,7 +431,7 @@ def run(args: argparse.Namespace, backend: str) -> Outcome:
     prefix = f"abohub-bench-sync-{uuid.uuid4().hex[:8]}" if backend == "rq" else None
     with (
         fresh_database(args.admin_url, DB_NAME, keep=args.keep) as url,
-        HubSpotSimulator(webhook_mode="off", rate_limit=args.limit, rate_limit_interval=args.window) as sim,
+        SimulatorProcess(webhook_mode="off", rate_limit=args.limit, rate_limit_interval=args.window) as sim,
     ):
         hub = make_hub(url, generate_key(), prefix)
         try:
@@ -469,23 +462,22 @@ def run(args: argparse.Namespace, backend: str) -> Outcome:
             )
             time.sleep(args.window)  # a quiet window: the timed run starts as after any idle spell
             sim.reset_stats()
-            confirmations = Confirmations(remote_property)
-            sim.store.listeners.append(confirmations)
+            sim.watch(remote_property)
             runtime = embedded_runtime if backend == "embedded" else rq_runtime
-            with profiling(CpuMeter(url)) as profile:
-                began = time.perf_counter()
-                with runtime(hub, args.workers, profile):
+            with profiling(CpuMeter(url, sim.pid)) as profile:
+                with runtime(hub, args.workers, profile) as start:
+                    began = time.monotonic()
+                    start()
                     deadline = began + args.timeout
-                    while confirmations.count() < len(ids) and time.perf_counter() < deadline:
-                        time.sleep(0.02)
-                    outcome.confirmed = confirmations.count()
-                    ended = confirmations.last() if outcome.confirmed else time.perf_counter()
-                    outcome.seconds = ended - began
-                    outcome.first_seconds = confirmations.first() - began if outcome.confirmed else 0.0
+                    while (landed := sim.landings())[0] < len(ids) and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    outcome.confirmed, first, last = landed
+                    outcome.seconds = (last if last is not None else time.monotonic()) - began
+                    outcome.first_seconds = first - began if first is not None else 0.0
                     wait_settled(hub, deadline)
                     outcome.cpu = profile.cpu.spent()
                 outcome.profile = dict(profile.totals)
-            outcome.requests = Counter(sim.stats.requests)
+            outcome.requests = sim.requests()
             outcome.problems = verify(hub, sim, ids, args.field, remote_property)
         finally:
             hub.close()
@@ -494,14 +486,14 @@ def run(args: argparse.Namespace, backend: str) -> Outcome:
 
 def wait_settled(hub: Hub, deadline: float) -> None:
     """Until no record is left dirty (the last links and sync states are written after the push)."""
-    while time.perf_counter() < deadline:
+    while time.monotonic() < deadline:
         with hub.session_factory() as session:
             if not session.scalar(select(func.count()).select_from(SyncState)):
                 return
         time.sleep(0.05)
 
 
-def verify(hub: Hub, sim: HubSpotSimulator, ids: list[str], what: str, remote_property: str) -> list[str]:
+def verify(hub: Hub, sim: SimulatorProcess, ids: list[str], what: str, remote_property: str) -> list[str]:
     """Each simulator record against the hub: every change arrived, once, on the right record."""
     problems: list[str] = []
     contacts = {str(r["id"]): r["properties"] for r in sim.records("contacts")}
@@ -538,7 +530,7 @@ class Baseline:
     records: int
     requests: int
     rejected: int
-    cpu: float  # seconds, the connector and the simulator together (one process)
+    cpu: float  # seconds, the connector and the simulator (its own process) together
 
     @property
     def rate(self) -> float:
@@ -551,7 +543,7 @@ def connector_baseline(args: argparse.Namespace, seconds: float) -> Baseline:
     No database, no jobs: what the rate limit and the client's pacing allow by themselves, over
     ``seconds`` (several windows), from a quiet window, against a simulator of its own.
     """
-    with HubSpotSimulator(webhook_mode="off", rate_limit=args.limit, rate_limit_interval=args.window) as sim:
+    with SimulatorProcess(webhook_mode="off", rate_limit=args.limit, rate_limit_interval=args.window) as sim:
         config = {
             "base_url": sim.base_url,
             "access_token": sim.token,
@@ -564,7 +556,7 @@ def connector_baseline(args: argparse.Namespace, seconds: float) -> Baseline:
         time.sleep(args.window)
         sim.reset_stats()
         records, round_number = 0, 0
-        began, cpu = time.perf_counter(), own_cpu()
+        began, cpu, sim_cpu = time.perf_counter(), own_cpu(), process_cpu(sim.pid)
         while time.perf_counter() - began < seconds:
             round_number += 1
             items = [
@@ -572,8 +564,10 @@ def connector_baseline(args: argparse.Namespace, seconds: float) -> Baseline:
                 for n, rid in enumerate(ids)
             ]
             records += sum(result.ok for result in hubspot.write_batch("contacts", items))
-        took, cpu = time.perf_counter() - began, own_cpu() - cpu
-        return Baseline(took, records, sim.stats.count(), sim.stats.count(status=429), cpu)
+        took, cpu = time.perf_counter() - began, own_cpu() - cpu + process_cpu(sim.pid) - sim_cpu
+        requests = sim.requests()
+        rejected = sum(n for (_, _, status), n in requests.items() if status == 429)
+        return Baseline(took, records, sum(requests.values()), rejected, cpu)
 
 
 # --- report -----------------------------------------------------------------------------
@@ -594,7 +588,8 @@ def report(outcome: Outcome, args: argparse.Namespace) -> None:
         by_endpoint[f"{method} {template.rsplit('/', 1)[-1]} {status}"] += n
     print(
         f"  {outcome.backend}: {outcome.confirmed:,} of {outcome.customers:,} records confirmed in "
-        f"{outcome.seconds:.2f} s = {outcome.rate:,.0f} records/s (the first after {outcome.first_seconds:.2f} s)"
+        f"{outcome.seconds:.2f} s = {outcome.rate:,.0f} records/s "
+        f"(the first after {outcome.first_seconds:.2f} s)"
     )
     print(
         f"    requests: {outcome.total_requests} (full batches need {needed}; "
@@ -604,7 +599,7 @@ def report(outcome: Outcome, args: argparse.Namespace) -> None:
     if outcome.profile:
         print("    where the time went (job runs, summed): " + profile_line(outcome))
     if outcome.cpu:
-        who = "jobs, simulator, scheduler" if outcome.backend == "embedded" else "simulator, scheduler"
+        who = "jobs, scheduler" if outcome.backend == "embedded" else "scheduler"
         parts = {f"this process ({who})": outcome.cpu["this process"]} | {
             name: seconds for name, seconds in outcome.cpu.items() if name != "this process"
         }
