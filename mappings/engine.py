@@ -159,12 +159,7 @@ def field_to_local(fm: FieldMapping, remote_values: Values) -> dict[str, Any]:
 
 
 def _has(names: tuple[str, ...], values: Values | None) -> bool:
-    if values is None:
-        return False
-    for name in names:  # a loop, not all(...): this runs for every field of every record planned
-        if name not in values:
-            return False
-    return True
+    return values is not None and all(name in values for name in names)
 
 
 def to_remote(mapping: Mapping, local_values: Values) -> dict[str, Any]:
