@@ -22,7 +22,7 @@ from connectors.hubspot.simulator import HubSpotSimulator
 
 
 class _Landings:
-    """When each record first got a write from the API (source INTEGRATION) to one property."""
+    """When each record last got a write from the API (source INTEGRATION) to one property."""
 
     def __init__(self, remote_property: str) -> None:
         self.remote_property = remote_property
@@ -124,7 +124,7 @@ class SimulatorProcess:
         self._call("watch", remote_property)
 
     def landings(self) -> tuple[int, float | None, float | None]:
-        """(records written so far, the first write's and the last write's ``time.monotonic()``)."""
+        """(records written so far, the earliest and the latest of their writes' ``time.monotonic()``)."""
         count, first, last = self._call("landings")
         return int(count), first, last
 
