@@ -20,10 +20,13 @@ One delivery (:meth:`WebhookReceiver.receive`), in this order:
    consistent lock order for concurrent deliveries), so the processing job
    should order a connection's receipts by ``payload.occurred_at``, not by
    ``id``.
-5. The :class:`Receipt` says how many events were new and how many were
-   duplicates. Queueing their processing is the caller's part (the HTTP edge,
-   :mod:`hub.webhooks.processing`): services do not import ``jobs``. Receipts
-   with ``processed_at IS NULL`` are the durable truth of what is left to do.
+5. Once they are committed, the connection's processing job is asked for
+   through ``queue_processing``, a callable the caller gives (the HTTP edge's
+   :mod:`hub.webhooks.processing`: services do not import ``jobs``); also
+   when every event was a duplicate, so that a vendor's retry repairs an
+   enqueue that failed. The :class:`Receipt` says how many events were new,
+   how many were duplicates, and whether the job was queued. Receipts with
+   ``processed_at IS NULL`` are the durable truth of what is left to do.
 
 No vendor call is made here: the connector is used only to verify and parse.
 
@@ -44,6 +47,18 @@ only reads, and a delivery of over 1000 events that fails half-way is
 completed by the vendor's retry. A steady stream of webhooks thus costs one
 statement each, and decrypts a connection's config about once a minute per
 process.
+
+**One statement for many.** Deliveries that reach one process at the same
+moment share that statement (:class:`~hub.services.grouping.GroupedCalls`, a
+group commit): while one INSERT runs, the deliveries verified meanwhile wait
+for the next, which carries all their rows (up to :data:`GROUP_ROWS`, each row
+with its own connection guard) and tells each delivery what of its own was
+new. An event two of them carry counts for the first. Should one connection
+of the group have changed (its guard refuses the statement, which then stores
+nothing), each delivery of the group is inserted on its own, so that only that
+connection's deliveries are refused. The group's processing jobs are then
+asked for once per connection, by the same thread. A lone delivery never
+waits for company.
 
 What a receipt's ``payload`` holds (what the processing job reads)::
 
@@ -79,6 +94,7 @@ from hub.domain.errors import AbohubError, InvalidRequest, NotFound
 from hub.services.clock import Clock, SystemClock
 from hub.services.connections import connector_class
 from hub.services.crypto import SecretsUnavailable, box_for
+from hub.services.grouping import GroupedCalls
 from hub.store.db import autocommit_options
 from hub.store.models import Connection, WebhookReceipt
 
@@ -87,6 +103,7 @@ log = logging.getLogger(__name__)
 MAX_EVENT_ID = 200  # the width of webhook_receipts.event_id
 CACHE_TTL_SECONDS = 60.0
 CACHE_MAX_ENTRIES = 1024
+GROUP_ROWS = 1000  # receipts per statement when deliveries share one (SQLAlchemy's insertmanyvalues page)
 
 
 class WebhookUnauthorized(AbohubError):
@@ -115,6 +132,9 @@ class Receipt:
     events: int  # events in the delivery
     stored: int  # new receipts
     duplicates: int  # events already stored (or repeated within the delivery)
+    # After the events were stored: True, the processing job was queued; False, one was waiting already
+    # (or the delivery had no events); None, it could not be queued (the error is logged).
+    queued: bool | None = False
 
 
 class HubLike(Protocol):
@@ -168,13 +188,16 @@ def _insert_receipts(dialect: str) -> Insert:
         insert(table)
         .values(connection_id=_CONFIRMED_CONNECTION_ID)
         .on_conflict_do_nothing(index_elements=["connection_id", "event_id"])
-        .returning(table.c.id)
+        .returning(table.c.connection_id, table.c.event_id)
     )
 
 
 class _Unconfirmed(Exception):
     """The connection is not (or no longer) as the connector was opened with: nothing was stored."""
 
+
+_Delivery = tuple[ConnectionState, list[dict[str, Any]]]  # a delivery's connection and receipt rows
+_Stored = tuple[int, bool | None]  # receipts inserted, and Receipt.queued
 
 _INSERT_RECEIPTS = {dialect: _insert_receipts(dialect) for dialect in ("postgresql", "sqlite")}
 
@@ -281,12 +304,19 @@ class WebhookReceiver:
         *,
         wall_clock: Clock | None = None,
         cache: ConnectorCache | None = None,
+        queue_processing: Callable[[str], bool] | None = None,
     ) -> None:
         self.hub = hub
+        self.queue_processing = queue_processing
         self.wall_clock = wall_clock or SystemClock()
         self.cache = cache or ConnectorCache()
         # Statements commit one by one on PostgreSQL (see the module doc, "One statement per delivery").
         self.database = hub.engine.execution_options(**autocommit_options(hub.engine))
+        self._writes: GroupedCalls[None, _Delivery, _Stored] = GroupedCalls(self._store_group)
+
+    def waiting(self) -> int:
+        """Deliveries verified and waiting for the next group to store them (one not started yet)."""
+        return self._writes.waiting(None)
 
     def _open(self, connection: ConnectionState) -> Connector:
         """The connection's connector, for verifying and parsing only (it makes no vendor calls)."""
@@ -347,8 +377,8 @@ class WebhookReceiver:
         rows = self._rows(events, body, self.hub.clock.now())
         if not rows and not confirmed:
             raise _Unconfirmed
-        stored = self._insert(connection, rows)
-        return Receipt(connection.id, len(events), stored, len(events) - stored)
+        stored, queued = self._insert(connection, rows)
+        return Receipt(connection.id, len(events), stored, len(events) - stored, queued)
 
     def _rows(self, events: Sequence[WebhookEvent], body: bytes, now: datetime) -> list[dict[str, Any]]:
         raws = _raw_events(body, len(events))
@@ -370,18 +400,84 @@ class WebhookReceiver:
         # order (PostgreSQL would otherwise deadlock two inserts waiting on each other's rows).
         return [rows[event_id] for event_id in sorted(rows)]
 
-    def _insert(self, connection: ConnectionState, rows: list[dict[str, Any]]) -> int:
-        """Insert what is new, skip what is stored; returns how many rows were inserted.
+    def _insert(self, connection: ConnectionState, rows: list[dict[str, Any]]) -> _Stored:
+        """Insert what is new, skip what is stored, then ask for the processing job: how many rows
+        were inserted and :attr:`Receipt.queued`.
 
         :class:`_Unconfirmed` when the connection is no longer as given (nothing is inserted then).
+        Concurrent deliveries in this process share the work (see "One statement for many").
         """
         if not rows:
-            return 0
-        guard = {
-            "guard_id": connection.id,
-            "guard_updated_at": connection.updated_at,
-            "guard_config": connection.config_encrypted,
+            return 0, False
+        return self._writes.call(None, (connection, rows))
+
+    def _store_group(self, _key: None, deliveries: list[_Delivery]) -> list[_Stored | BaseException]:
+        """Insert the rows of concurrent deliveries (one statement per :data:`GROUP_ROWS` rows), then
+        queue the processing of each connection that had a delivery stored, once."""
+        inserted: list[int | BaseException] = []
+        chunk: list[_Delivery] = []
+        for delivery in deliveries:
+            if chunk and sum(len(rows) for _, rows in chunk) + len(delivery[1]) > GROUP_ROWS:
+                inserted.extend(self._insert_chunk(chunk))
+                chunk = []
+            chunk.append(delivery)
+        inserted.extend(self._insert_chunk(chunk))
+        stored = {
+            connection.id
+            for (connection, _), result in zip(deliveries, inserted, strict=True)
+            if not isinstance(result, BaseException)
         }
+        queued = {connection_id: self._queue(connection_id) for connection_id in sorted(stored)}
+        return [
+            result if isinstance(result, BaseException) else (result, queued[connection.id])
+            for (connection, _), result in zip(deliveries, inserted, strict=True)
+        ]
+
+    def _queue(self, connection_id: str) -> bool | None:
+        """Ask for the connection's processing job (after its events were committed)."""
+        if self.queue_processing is None:
+            return False
+        try:
+            return self.queue_processing(connection_id)
+        except Exception:
+            log.exception("webhook connection=%s stored; its processing job was not queued", connection_id)
+            return None
+
+    def _insert_chunk(self, deliveries: list[_Delivery]) -> list[int | BaseException]:
+        if len(deliveries) > 1:
+            try:
+                return self._insert_together(deliveries)
+            except _Unconfirmed:
+                pass  # one connection changed: each delivery on its own, so that only its own fail
+        results: list[int | BaseException] = []
+        for connection, rows in deliveries:
+            try:
+                results.append(self._insert_rows(connection, rows))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    def _insert_together(self, deliveries: list[_Delivery]) -> list[int]:
+        owners: dict[tuple[str, str], int] = {}  # (connection, event) → the delivery whose row it is
+        parameters = []
+        for index, (connection, rows) in enumerate(deliveries):
+            guard = _guard(connection)
+            for row in rows:
+                if owners.setdefault((connection.id, row["event_id"]), index) == index:
+                    parameters.append({**row, **guard})
+        parameters.sort(key=lambda row: (row["guard_id"], row["event_id"]))  # one lock order (see _rows)
+        with self.database.begin() as db:
+            try:
+                inserted = db.execute(_INSERT_RECEIPTS[db.dialect.name], parameters).all()
+            except IntegrityError:
+                raise _Unconfirmed from None
+        stored = [0] * len(deliveries)
+        for connection_id, event_id in inserted:
+            stored[owners[connection_id, event_id]] += 1
+        return stored
+
+    def _insert_rows(self, connection: ConnectionState, rows: list[dict[str, Any]]) -> int:
+        guard = _guard(connection)
         # One cached statement run "executemany" style: SQLAlchemy batches it into multi-row
         # INSERT … VALUES … RETURNING statements (insertmanyvalues), not one round trip per row.
         # The usual delivery of one event skips that batching machinery.
@@ -392,3 +488,11 @@ class WebhookReceiver:
                 return len(db.execute(statement, parameters[0] if len(rows) == 1 else parameters).all())
             except IntegrityError:
                 raise _Unconfirmed from None  # the guard gave no connection id: NOT NULL refused the rows
+
+
+def _guard(connection: ConnectionState) -> dict[str, Any]:
+    return {
+        "guard_id": connection.id,
+        "guard_updated_at": connection.updated_at,
+        "guard_config": connection.config_encrypted,
+    }

@@ -53,6 +53,9 @@ def init_app(app: Flask) -> None:
     hub = app.extensions["abohub"]
     app.config.setdefault("WEBHOOKS_MAX_BYTES", DEFAULT_MAX_BYTES)
     app.config.setdefault("WEBHOOKS_BEHIND_PROXY", bool(getattr(hub.settings, "behind_proxy", False)))
-    app.extensions[EXTENSION] = WebhookReceiver(hub)
     app.extensions[PROCESSING] = ProcessingQueue(lambda: make_queue(hub))
+    # Looked up at each call, so that the queue in use is the app's current one.
+    app.extensions[EXTENSION] = WebhookReceiver(
+        hub, queue_processing=lambda connection_id: app.extensions[PROCESSING].request(connection_id)
+    )
     app.register_blueprint(blp)

@@ -20,7 +20,6 @@ from hub.services.webhooks import (
     WebhookUnauthorized,
     WebhookUnavailable,
 )
-from hub.webhooks.processing import ProcessingQueue
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +69,6 @@ def _done(connection_id: str, status: int, started: float, **counts: Any) -> Non
     log.log(level, "webhook connection=%s status=%d %s ms=%.1f", connection_id[:40], status, details, elapsed)
 
 
-def _queue_processing(connection_id: str) -> bool | None:
-    """Queue the connection's processing job (True: newly queued); None when it could not be."""
-    processing: ProcessingQueue = current_app.extensions[PROCESSING]
-    try:
-        return processing.request(connection_id)
-    except Exception:
-        log.exception(
-            "webhook connection=%s stored but the processing job could not be queued", connection_id
-        )
-        return None
-
-
 @blp.post("/<connection_id>")
 def receive(connection_id: str) -> ResponseReturnValue:
     started = time.perf_counter()
@@ -117,11 +104,10 @@ def receive(connection_id: str) -> ResponseReturnValue:
         _done(connection_id, 503, started)
         return error(503, "unavailable", exc.message, RETRY)
     counts = {"events": receipt.events, "stored": receipt.stored, "duplicates": receipt.duplicates}
-    queued = _queue_processing(connection_id) if receipt.events else False
-    if queued is None:
+    if receipt.queued is None:
         _done(connection_id, 503, started, **counts)
         return error(
             503, "unavailable", "the events are stored but could not be queued; retry the delivery", RETRY
         )
-    _done(connection_id, 200, started, **counts, queued=queued)
+    _done(connection_id, 200, started, **counts, queued=receipt.queued)
     return jsonify(received=receipt.events, stored=receipt.stored, duplicates=receipt.duplicates)

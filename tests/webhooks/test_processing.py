@@ -1,6 +1,6 @@
 """What a delivery does to the connection's processing job, whatever state that job is in: waiting,
 running, waiting for a retry, finished (most deliveries find it waiting and change nothing); and how
-concurrent deliveries share one enqueue."""
+concurrent deliveries share one insert and one enqueue."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event, func, select
 
-from hub.store.models import JobRun
-from hub.webhooks import PROCESSING
+from hub.services.connections import CreateConnection, UpdateConnection, create_connection, update_connection
+from hub.store.models import JobRun, WebhookReceipt
+from hub.webhooks import EXTENSION, PROCESSING
 from hub.webhooks.processing import EnqueueFailed, ProcessingQueue
 from jobs.queue import DatabaseQueue
+from tests.webhooks.conftest import ACCESS_TOKEN, CLIENT_SECRET
 from tests.webhooks.test_receiver import events, post
 
 
@@ -88,31 +91,79 @@ def wait_for(condition) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.001)
 
 
-def test_concurrent_deliveries_share_the_next_enqueue_never_one_already_running():
+def test_concurrent_deliveries_share_the_next_insert_and_enqueue_never_ones_already_running(
+    hub, app, path, connection
+):
     held = HeldQueue()
-    processing = ProcessingQueue(lambda: held)
-    answers: dict[str, bool] = {}
+    app.extensions[PROCESSING] = ProcessingQueue(lambda: held)
+    receiver = app.extensions[EXTENSION]
+    inserts: list[int] = []
 
-    def deliver(name: str) -> None:
-        answers[name] = processing.request("con_1")
+    def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO webhook_receipts"):
+            inserts.append(statement.count("(%(") or statement.count("(?"))
 
-    first = threading.Thread(target=deliver, args=("first",))
-    first.start()
-    assert held.started.acquire(timeout=10)  # the first enqueue runs (it may not see later commits)…
-    later = [threading.Thread(target=deliver, args=(f"later {n}",)) for n in range(3)]
-    for thread in later:
+    answers: dict[int, dict] = {}
+
+    def deliver(n: int) -> None:
+        answers[n] = post(app.test_client(), path, events(n)).get_json()
+
+    event.listen(hub.engine, "before_cursor_execute", seen)
+    try:
+        first = threading.Thread(target=deliver, args=(1,))
+        first.start()
+        assert held.started.acquire(timeout=10)  # stored; its enqueue runs (it may not see later commits)…
+        later = [threading.Thread(target=deliver, args=(n,)) for n in (2, 3, 4)]
+        for thread in later:
+            thread.start()
+        wait_for(lambda: receiver.waiting() == 3)  # …so the deliveries after it wait for the next group
+        held.release.release()
+        assert held.started.acquire(timeout=10)
+        held.release.release()
+        for thread in [first, *later]:
+            thread.join(10)
+    finally:
+        event.remove(hub.engine, "before_cursor_execute", seen)
+    assert len(inserts) == 2  # two statements for four deliveries: the second carried three rows
+    assert held.enqueues == [f"webhooks:{connection.id}"] * 2  # and two enqueues
+    assert answers == {n: {"received": 1, "stored": 1, "duplicates": 0} for n in (1, 2, 3, 4)}
+    with hub.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(WebhookReceipt)) == 4
+
+
+def test_an_event_two_concurrent_deliveries_carry_is_stored_once_and_counted_once(hub, app, path):
+    held = HeldQueue()
+    app.extensions[PROCESSING] = ProcessingQueue(lambda: held)
+    receiver = app.extensions[EXTENSION]
+    answers: dict[str, dict] = {}
+
+    def deliver(name: str, body: bytes) -> None:
+        answers[name] = post(app.test_client(), path, body).get_json()
+
+    threads = [threading.Thread(target=deliver, args=("first", events(1)))]
+    threads[0].start()
+    assert held.started.acquire(timeout=10)
+    threads += [
+        threading.Thread(target=deliver, args=("a", events(5, 6))),
+        threading.Thread(target=deliver, args=("b", events(6, 7))),
+    ]
+    for thread in threads[1:]:
         thread.start()
-    wait_for(lambda: processing.waiting("con_1") == 3)  # …so the deliveries after it wait for the next
+    wait_for(lambda: receiver.waiting() == 2)  # both in one group: event 6 is in both
     held.release.release()
     assert held.started.acquire(timeout=10)
     held.release.release()
-    for thread in [first, *later]:
+    for thread in threads:
         thread.join(10)
-    assert held.enqueues == ["webhooks:con_1", "webhooks:con_1"]  # two enqueues for four deliveries
-    assert answers == {"first": True, "later 0": False, "later 1": False, "later 2": False}
+    assert sorted((answers["a"]["stored"], answers["b"]["stored"])) == [1, 2]
+    assert answers["a"]["stored"] + answers["a"]["duplicates"] == 2
+    assert answers["b"]["stored"] + answers["b"]["duplicates"] == 2
+    with hub.session_factory() as session:
+        stored = session.scalars(select(WebhookReceipt.event_id).order_by(WebhookReceipt.event_id)).all()
+    assert stored == ["1", "5", "6", "7"]
 
 
-def test_every_delivery_sharing_a_failed_enqueue_is_told():
+def test_a_failed_enqueue_is_told_with_its_cause():
     class Down:
         def enqueue(self, *args: object, **kwargs: object) -> bool:
             raise ConnectionError("redis is restarting")
@@ -121,4 +172,44 @@ def test_every_delivery_sharing_a_failed_enqueue_is_told():
     with pytest.raises(EnqueueFailed) as failure:
         processing.request("con_1")
     assert isinstance(failure.value.__cause__, ConnectionError)
-    assert processing.waiting("con_1") == 0
+
+
+def test_a_connection_disabled_while_its_delivery_waits_in_a_group_is_refused_and_the_others_stored(
+    hub, app, path, connection
+):
+    other = create_connection(
+        CreateConnection(
+            "hubspot", "HubSpot EU", {"access_token": ACCESS_TOKEN, "client_secret": CLIENT_SECRET}
+        ),
+        hub.uow("tests"),
+    )
+    other_path = f"/webhooks/{other.id}"
+    assert post(app.test_client(), other_path, events(90)).status_code == 200  # its connector is cached
+    held = HeldQueue()
+    app.extensions[PROCESSING] = ProcessingQueue(lambda: held)
+    receiver = app.extensions[EXTENSION]
+    answers: dict[str, int] = {}
+
+    def deliver(name: str, where: str, body: bytes) -> None:
+        answers[name] = post(app.test_client(), where, body).status_code
+
+    threads = [threading.Thread(target=deliver, args=("first", path, events(1)))]
+    threads[0].start()
+    assert held.started.acquire(timeout=10)
+    update_connection(UpdateConnection(other.id, enabled=False), hub.uow("tests"))
+    threads += [
+        threading.Thread(target=deliver, args=("kept", path, events(2))),
+        threading.Thread(target=deliver, args=("disabled", other_path, events(91))),
+    ]
+    for thread in threads[1:]:
+        thread.start()
+    wait_for(lambda: receiver.waiting() == 2)
+    held.release.release()
+    assert held.started.acquire(timeout=10)
+    held.release.release()
+    for thread in threads:
+        thread.join(10)
+    assert answers == {"first": 200, "kept": 200, "disabled": 404}
+    with hub.session_factory() as session:
+        stored = session.scalars(select(WebhookReceipt.event_id).order_by(WebhookReceipt.event_id)).all()
+    assert stored == ["1", "2", "90"]
