@@ -158,15 +158,16 @@ def field_to_local(fm: FieldMapping, remote_values: Values) -> dict[str, Any]:
     return _spread(fm, out, fm.local, fm.to_local, "to_local")
 
 
-def _has(names: tuple[str, ...], values: Values | None) -> bool:
-    return values is not None and all(name in values for name in names)
+def _has(names: frozenset[str], values: Values | None) -> bool:
+    """Whether every one of ``names`` is given (a set comparison: this runs per field and record)."""
+    return values is not None and values.keys() >= names
 
 
 def to_remote(mapping: Mapping, local_values: Values) -> dict[str, Any]:
     """The remote properties for the hub's values: every pushing field whose local fields are given."""
     out: dict[str, Any] = {}
     for fm in mapping.fields:
-        if fm.pushes and _has(fm.local, local_values):
+        if fm.pushes and _has(fm.local_names, local_values):
             out.update(field_to_remote(fm, local_values))
     return out
 
@@ -175,7 +176,7 @@ def to_local(mapping: Mapping, remote_values: Values) -> dict[str, Any]:
     """The local field values for the remote's values: every pulling field whose remote fields are given."""
     out: dict[str, Any] = {}
     for fm in mapping.fields:
-        if fm.pulls and _has(fm.remote, remote_values):
+        if fm.pulls and _has(fm.remote_names, remote_values):
             out.update(field_to_local(fm, remote_values))
     return out
 
@@ -340,6 +341,23 @@ def plan_record(
 class _Field:
     """The decision for one mapping entry (see the module docstring for the rules)."""
 
+    __slots__ = (
+        "conflict",
+        "first_sync",
+        "fm",
+        "hub",
+        "hub_known",
+        "incoming",
+        "last",
+        "local_values",
+        "new_fingerprints",
+        "remote",
+        "remote_known",
+        "remote_raw",
+        "resolution",
+        "times",
+    )
+
     def __init__(
         self,
         fm: FieldMapping,
@@ -353,8 +371,8 @@ class _Field:
         self.local_values = local_values
         self.times = times
         self.resolution = resolution
-        self.hub_known = _has(fm.local, local_values)
-        self.remote_known = _has(fm.remote, remote_values)
+        self.hub_known = _has(fm.local_names, local_values)
+        self.remote_known = _has(fm.remote_names, remote_values)
         self.remote_raw = {name: remote_values[name] for name in fm.remote} if self.remote_known else {}
         self.last = {name: previous[name] for name in fm.remote if name in previous}
         self.first_sync = len(self.last) != len(fm.remote)

@@ -90,6 +90,14 @@ class FieldMapping:
         return "+".join(self.remote)
 
     @cached_property
+    def local_names(self) -> frozenset[str]:
+        return frozenset(self.local)
+
+    @cached_property
+    def remote_names(self) -> frozenset[str]:
+        return frozenset(self.remote)
+
+    @cached_property
     def pushes(self) -> bool:
         return self.direction in (Direction.PUSH, Direction.BOTH)
 
@@ -150,7 +158,7 @@ class Mapping:
                 return one
         raise MappingError(f"mapping {self.object_type} ↔ {self.remote_object} has no field {name!r}")
 
-    @property
+    @cached_property
     def remote_fields(self) -> tuple[str, ...]:
         return tuple(name for one in self.fields for name in one.remote)
 

@@ -502,15 +502,22 @@ def save_links(
 
 
 def _clear(session: Session, connection_id: str, object_type: str, states: list[SyncState]) -> None:
-    """Forget finished work, unless a newer change came in while it ran."""
+    """Forget finished work, unless a newer change came in while it ran (a change keeps the row's id
+    and raises its ``wanted_event_id``).
+
+    By primary key: sync states come and go in bursts, so PostgreSQL's statistics of the table are
+    often stale (a table it believes empty), and a match on the other columns then filters every
+    dirty state of the connection instead of looking up these ones.
+    """
     if states:
         session.execute(
             delete(SyncState)
             .where(
+                SyncState.id.in_([state.id for state in states]),
                 SyncState.connection_id == connection_id,
                 SyncState.object_type == object_type,
-                tuple_(SyncState.local_id, SyncState.wanted_event_id).in_(
-                    [(state.local_id, state.wanted_event_id) for state in states]
+                tuple_(SyncState.id, SyncState.wanted_event_id).in_(
+                    [(state.id, state.wanted_event_id) for state in states]
                 ),
             )
             .execution_options(synchronize_session=False)
