@@ -73,6 +73,7 @@ one event per element) or the whole JSON-object body of a one-event delivery.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -416,11 +417,13 @@ class WebhookReceiver:
         queue the processing of each connection that had a delivery stored, once."""
         inserted: list[int | BaseException] = []
         chunk: list[_Delivery] = []
+        chunk_rows = 0
         for delivery in deliveries:
-            if chunk and sum(len(rows) for _, rows in chunk) + len(delivery[1]) > GROUP_ROWS:
+            if chunk and chunk_rows + len(delivery[1]) > GROUP_ROWS:
                 inserted.extend(self._insert_chunk(chunk))
-                chunk = []
+                chunk, chunk_rows = [], 0
             chunk.append(delivery)
+            chunk_rows += len(delivery[1])
         inserted.extend(self._insert_chunk(chunk))
         stored = {
             connection.id
@@ -445,19 +448,22 @@ class WebhookReceiver:
 
     def _insert_chunk(self, deliveries: list[_Delivery]) -> list[int | BaseException]:
         if len(deliveries) > 1:
-            try:
-                return self._insert_together(deliveries)
-            except _Unconfirmed:
-                pass  # one connection changed: each delivery on its own, so that only its own fail
+            # Refused when one connection changed: then each delivery on its own, so only its own fail.
+            with contextlib.suppress(_Unconfirmed):
+                return self._insert_deliveries(deliveries)
         results: list[int | BaseException] = []
-        for connection, rows in deliveries:
+        for delivery in deliveries:
             try:
-                results.append(self._insert_rows(connection, rows))
+                results.extend(self._insert_deliveries([delivery]))
             except Exception as exc:
                 results.append(exc)
         return results
 
-    def _insert_together(self, deliveries: list[_Delivery]) -> list[int]:
+    def _insert_deliveries(self, deliveries: list[_Delivery]) -> list[int]:
+        """One statement for the deliveries' rows; how many of each delivery's were new.
+
+        :class:`_Unconfirmed` when a connection is no longer as given (nothing is inserted then).
+        """
         owners: dict[tuple[str, str], int] = {}  # (connection, event) → the delivery whose row it is
         parameters = []
         for index, (connection, rows) in enumerate(deliveries):
@@ -468,26 +474,18 @@ class WebhookReceiver:
         parameters.sort(key=lambda row: (row["guard_id"], row["event_id"]))  # one lock order (see _rows)
         with self.database.begin() as db:
             try:
-                inserted = db.execute(_INSERT_RECEIPTS[db.dialect.name], parameters).all()
+                # One cached statement run "executemany" style: SQLAlchemy batches it into multi-row
+                # INSERT … VALUES … RETURNING statements (insertmanyvalues), not a round trip per row.
+                # The usual delivery of one event skips that batching machinery.
+                inserted = db.execute(
+                    _INSERT_RECEIPTS[db.dialect.name], parameters[0] if len(parameters) == 1 else parameters
+                ).all()
             except IntegrityError:
-                raise _Unconfirmed from None
+                raise _Unconfirmed from None  # a guard gave no connection id: NOT NULL refused the rows
         stored = [0] * len(deliveries)
         for connection_id, event_id in inserted:
             stored[owners[connection_id, event_id]] += 1
         return stored
-
-    def _insert_rows(self, connection: ConnectionState, rows: list[dict[str, Any]]) -> int:
-        guard = _guard(connection)
-        # One cached statement run "executemany" style: SQLAlchemy batches it into multi-row
-        # INSERT … VALUES … RETURNING statements (insertmanyvalues), not one round trip per row.
-        # The usual delivery of one event skips that batching machinery.
-        parameters = [{**row, **guard} for row in rows]
-        with self.database.begin() as db:
-            statement = _INSERT_RECEIPTS[db.dialect.name]
-            try:
-                return len(db.execute(statement, parameters[0] if len(rows) == 1 else parameters).all())
-            except IntegrityError:
-                raise _Unconfirmed from None  # the guard gave no connection id: NOT NULL refused the rows
 
 
 def _guard(connection: ConnectionState) -> dict[str, Any]:
