@@ -56,8 +56,11 @@ class Timestamp(fields.AwareDateTime):
         super().__init__(format="iso", **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
-        moment = super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
-        if not _EARLIEST <= moment < _LATEST:
+        try:
+            moment = super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: in UTC it is before year 1
+            moment = None
+        if moment is None or not _EARLIEST <= moment < _LATEST:
             raise ValidationError("must be between 1970 and 2200")
         return moment
 

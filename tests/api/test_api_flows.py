@@ -442,3 +442,12 @@ def test_openapi_documents_the_idempotency_header_on_posts(app):
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in post["parameters"])
     get = spec["paths"]["/api/v1/customers"]["get"]
     assert all(p["name"] != "Idempotency-Key" for p in get.get("parameters", []))
+
+
+@pytest.mark.parametrize(
+    "bound", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1969-12-31T23:00:00Z"]
+)
+def test_a_created_range_bound_outside_1970_to_2200_is_a_field_error(api, bound):
+    status, body = api.get("/dead-letters", created_gte=bound)
+    assert status == 422
+    assert body["error"]["fields"] == {"created_gte": ["must be between 1970 and 2200"]}
