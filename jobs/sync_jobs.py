@@ -7,7 +7,6 @@ has the effect of running it once.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,21 +30,14 @@ ASSOCIATED = ("subscription", "customer")  # a push of either may complete a sub
 def push_job(hub: Runtime, connection_id: str, object_type: str, **_: Any) -> dict[str, Any]:
     """Push batch after batch while there is more, within a time budget well inside the lease, then
     hand the rest to a new run: a backlog drains without a queue round trip (or an rq fork) per batch."""
-    started = time.monotonic()
-    total = SyncReport()
-    while True:
-        report = push_changes(hub, connection_id, object_type)
-        total.add(report)
-        if not report.more or time.monotonic() - started > PUSH_BUDGET_SECONDS:
-            break
+    total = push_changes(hub, connection_id, object_type, seconds=PUSH_BUDGET_SECONDS)
     if total.pushed and object_type in ASSOCIATED:
         connector = open_connector(hub.uow(actor(connection_id)), connection_id)
         total.errors += associate_subscriptions(hub, connection_id, connector).errors
-    if report.more:
+    if total.more:
         from jobs.runtime import make_queue
 
         queue_push(make_queue(hub), connection_id, object_type)
-    total.more = report.more
     return total.__dict__
 
 

@@ -19,8 +19,9 @@ One bad record never holds back the others.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections import defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,6 +67,7 @@ BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=1)
 PUSH_BATCH = 500
 PUSH_SLICE = 100  # records read, planned, sent and recorded together: the vendors' batch size
+PUSH_AHEAD = 3  # slices read and planned ahead of the one being sent, at most (values read go stale)
 PULLABLE = {"customer": {"name", "email", "country", "vat_number", "locale"}}
 
 
@@ -226,52 +228,83 @@ def _subscription_values(session: Session, ids: list[str]) -> dict[str, dict[str
 
 
 def push_changes(
-    hub: Runtime, connection_id: str, object_type: str, batch_size: int = PUSH_BATCH
+    hub: Runtime,
+    connection_id: str,
+    object_type: str,
+    batch_size: int = PUSH_BATCH,
+    seconds: float = 0.0,
 ) -> SyncReport:
-    """Push up to ``batch_size`` dirty records of ``object_type``; ``more`` says if some are left.
+    """Push dirty records of ``object_type``: one batch of up to ``batch_size``, or batch after batch for
+    ``seconds`` (started within them); ``more`` says if some are left.
 
     A disabled connection pushes nothing: its dirty records wait, marked, until it is enabled again.
-    The records go in slices of :data:`PUSH_SLICE`: while one slice is sent (paced by the vendor's rate
-    limit) and recorded, the next one is read and planned.
+    The records go in slices of :data:`PUSH_SLICE` through one sending thread: while it sends a slice
+    (paced by the vendor's rate limit) and records the outcome, the next ones are read and planned, up
+    to :data:`PUSH_AHEAD` slices ahead, across batches too. A record is read again only once its slice
+    is recorded, so its changes go out in order.
     """
     report = SyncReport()
-    now = hub.clock.now()
+    deadline = time.monotonic() + seconds
+    connector: Connector | None = None
+    in_flight: deque[tuple[Future[None], list[str]]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-sender") as sender:
+        while True:
+            while in_flight and in_flight[0][0].done():
+                in_flight.popleft()[0].result()
+            batch = _dirty(hub, connection_id, object_type, batch_size, in_flight)
+            if batch is None:  # disabled, or nothing due that is not on its way already
+                report.more = False
+                break
+            mapping, states, report.more = batch
+            if connector is None:
+                connector = open_connector(hub.uow(actor(connection_id)), connection_id)
+            for start in range(0, len(states), PUSH_SLICE):
+                while len(in_flight) >= PUSH_AHEAD:
+                    in_flight.popleft()[0].result()
+                prepared = _prepare(hub, connection_id, mapping, states[start : start + PUSH_SLICE])
+                delivery = sender.submit(_deliver, hub, connector, mapping, prepared, report)
+                in_flight.append((delivery, [state.id for state in prepared.states]))
+            if not report.more or time.monotonic() >= deadline:
+                break
+    for delivery, _ in in_flight:
+        delivery.result()
+    return report
+
+
+def _dirty(
+    hub: Runtime,
+    connection_id: str,
+    object_type: str,
+    batch_size: int,
+    in_flight: deque[tuple[Future[None], list[str]]],
+) -> tuple[Mapping, list[SyncState], bool] | None:
+    """The connection's mapping, its next due dirty states (not those of slices on their way), and
+    whether more are due; None when there is nothing to push. Without a mapping, nothing is: the due
+    states are forgotten."""
     with hub.session_factory() as session:
         if not session.scalar(select(Connection.enabled).where(Connection.id == connection_id)):
-            return report
+            return None
         mapping = load_mapping(session, connection_id, object_type)
-        states = list(
-            session.scalars(
-                select(SyncState)
-                .where(
-                    SyncState.connection_id == connection_id,
-                    SyncState.object_type == object_type,
-                    SyncState.next_attempt_at <= now,
-                )
-                .order_by(SyncState.dirty_since, SyncState.id)
-                .limit(batch_size + 1)
-            )
+        due = (
+            SyncState.connection_id == connection_id,
+            SyncState.object_type == object_type,
+            SyncState.next_attempt_at <= hub.clock.now(),
         )
-        report.more = len(states) > batch_size
-        states = states[:batch_size]
-        if mapping is None or not states:
-            if mapping is None and states:
-                _clear(session, connection_id, object_type, states)
-                session.commit()
-            return report
+        if mapping is None:
+            session.execute(delete(SyncState).where(*due).execution_options(synchronize_session=False))
+            session.commit()
+            return None
+        query = select(SyncState).where(*due)
+        sending = [state_id for _, ids in in_flight for state_id in ids]
+        if sending:
+            query = query.where(SyncState.id.not_in(sending))
+        states = list(
+            session.scalars(query.order_by(SyncState.dirty_since, SyncState.id).limit(batch_size + 1))
+        )
         session.expunge_all()
-    connector = open_connector(hub.uow(actor(connection_id)), connection_id)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-sender") as sender:
-        deliveries = [
-            sender.submit(_deliver, hub, connector, mapping, prepared, now, report)
-            for prepared in (
-                _prepare(hub, connection_id, mapping, states[start : start + PUSH_SLICE])
-                for start in range(0, len(states), PUSH_SLICE)
-            )
-        ]
-        for delivery in deliveries:
-            delivery.result()
-    return report
+    if not states:
+        return None
+    return mapping, states[:batch_size], len(states) > batch_size
 
 
 @dataclass
@@ -311,9 +344,7 @@ def _prepare(hub: Runtime, connection_id: str, mapping: Mapping, states: list[Sy
     return _Slice(connection_id, states, values, links, plans)
 
 
-def _deliver(
-    hub: Runtime, connector: Connector, mapping: Mapping, work: _Slice, now: datetime, report: SyncReport
-) -> None:
+def _deliver(hub: Runtime, connector: Connector, mapping: Mapping, work: _Slice, report: SyncReport) -> None:
     """Send a slice's changes and record the outcome: links, dead letters, retries, conflicts."""
     connection_id, object_type, remote_object = work.connection_id, mapping.object_type, mapping.remote_object
     states, values, links, plans = work.states, work.values, work.links, work.plans
@@ -354,6 +385,7 @@ def _deliver(
         else:
             report.unchanged += 1
     results = _write(connector, remote_object, items)
+    now = hub.clock.now()
     landed = {local_id for local_id, result in results.items() if result.ok and result.remote_id}
     written = [
         (item.local_id, results[item.local_id].remote_id, plans[item.local_id].fingerprints)

@@ -259,3 +259,20 @@ def test_one_push_run_drains_a_backlog_batch_after_batch_within_its_time_budget(
     report = sync_jobs.push_job(hub, connection_id, "customer")
     assert (report["pushed"], report["more"]) == (5, True)
     assert queue.take().id == f"push:{connection_id}:customer"  # the rest goes to the next run
+
+
+def test_a_record_whose_write_is_still_on_its_way_is_not_read_again_for_the_next_batch(
+    hub, sim, connection_id
+):
+    ids = [factories.customer(hub, f"Kunde {n}").id for n in range(12)]
+    relay(hub, DatabaseQueue(hub.session_factory, hub.clock, timedelta(minutes=5)))
+    # Every write takes 0.3 s, so the next batches are read and planned while the first is sent.
+    sim.faults.add("timeout", None, path=r"/batch/(create|upsert|update)$", seconds=0.3, apply=True)
+
+    report = push_changes(hub, connection_id, "customer", batch_size=5, seconds=60)
+    writes = sum(
+        sim.stats.count(method="POST", template=f"/crm/v3/objects/{{object_type}}/batch/{kind}")
+        for kind in ("create", "upsert", "update")
+    )
+    assert (report.pushed, report.more, writes) == (12, False, 3)  # each record written once, 5 + 5 + 2
+    assert len(sim.records("contacts")) == len(ids)
