@@ -484,7 +484,9 @@ class _Field:
         hub = self._prints(self.hub) if self.hub_known else None
         remote = self._prints(self.remote) if self.remote_known else None
         hub_changed = hub is not None and hub != self.last
-        remote_changed = remote is not None and remote != self.last
+        # The remote still holding exactly what was last sent has not changed, even when its value reads
+        # differently now: after the field's transforms were edited, the old form maps to a new one.
+        remote_changed = remote not in (None, self.last) and self._prints(self.remote_raw) != self.last
         if not hub_changed and not remote_changed:
             return self._unchanged("neither side changed")
         if hub_changed and not remote_changed:

@@ -422,3 +422,23 @@ def test_to_remote_and_to_local_apply_only_the_allowed_directions_and_given_fiel
         "owner": 7,
     }
     assert to_local(m, {"firstname": "Ada"}) == {}  # half a name is not a name
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_two_way_field_whose_outbound_form_was_edited_pushes_the_new_form(policy: str) -> None:
+    # Last synced as "DK" (sent upper-case); the mapping now sends lower-case and reads back upper-case,
+    # so the remote's untouched "DK" reads as the hub's "DK": only the hub's form has moved.
+    m = mapping(
+        {
+            "local": "country",
+            "remote": "country",
+            "direction": "both",
+            "policy": policy,
+            "to_remote": [{"name": "lower"}],
+            "to_local": [{"name": "upper"}],
+        }
+    )
+    plan = plan_record(m, {"country": "DK"}, {"country": "DK"}, {"country": fingerprint("DK")})
+    assert plan.push == {"country": "dk"}
+    assert (only(plan), plan.apply, plan.conflicts) == (Outcome.PUSH, {}, ())
+    assert plan.fingerprints == {"country": fingerprint("dk")}

@@ -10,8 +10,10 @@ from sqlalchemy import select
 
 from hub.services import customers
 from hub.services.connections import open_connector
+from hub.services.mappings import SaveMapping, save_mapping
 from hub.services.sync import pull_records, push_changes
 from hub.store.models import Conflict, Customer, Link
+from hub.store.models import Mapping as MappingRow
 from jobs import sync_jobs
 from jobs.queue import DatabaseQueue
 from jobs.relay import relay
@@ -276,3 +278,27 @@ def test_a_record_whose_write_is_still_on_its_way_is_not_read_again_for_the_next
     )
     assert (report.pushed, report.more, writes) == (12, False, 3)  # each record written once, 5 + 5 + 2
     assert len(sim.records("contacts")) == len(ids)
+
+
+def test_editing_a_two_way_fields_outbound_transform_rewrites_the_linked_records(hub, sim, connection_id):
+    customer = factories.customer(hub, "Karen Jensen", country="DK")
+    sync_out(hub, connection_id)
+    remote_id = remote_id_of(hub, customer.id)
+    assert sim.get("contacts", remote_id)["properties"]["country"] == "DK"
+    with hub.session_factory() as session:
+        definition = session.scalar(
+            select(MappingRow.definition).where(
+                MappingRow.connection_id == connection_id, MappingRow.object_type == "customer"
+            )
+        )
+    (country,) = [entry for entry in definition["fields"] if entry["local"] == "country"]
+    assert (country["direction"], country["policy"]) == ("both", "newest_wins")  # the remote is read first
+    country["to_remote"] = [{"name": "lower"}]
+
+    saved = save_mapping(SaveMapping(connection_id, "customer", definition), hub.uow())
+    report = push_changes(hub, connection_id, "customer")
+
+    assert (saved.requeued, report.pushed, report.conflicts) == (1, 1, 0)
+    assert sim.get("contacts", remote_id)["properties"]["country"] == "dk"
+    with hub.session_factory() as session:
+        assert session.get(Customer, customer.id).country == "DK"  # read back upper-case: unchanged
