@@ -8,6 +8,9 @@ id at most once however often it is asked. So two schedulers at once, or a
 scheduler restarted within a slot, never double a run; a scheduler that was
 down for a while does not catch up missed slots either (the periodic jobs are
 catch-up jobs themselves: relay everything unrelayed, bill everything due).
+A job with a ``start_within`` window (the nightly reconcile: 6 hours) is only
+started that long into its slot: a scheduler started in the afternoon waits
+for the night.
 
 ``abohub scheduler`` runs one :class:`Scheduler` (with rq); in the embedded
 setup ``abohub serve`` runs one in a thread beside the worker
@@ -44,9 +47,17 @@ class Periodic:
     args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     offset: timedelta = timedelta(0)  # where the slots start, e.g. 02:00 UTC for a nightly job
     queue: str = "default"  # the rq queue (long runs go to "long" so they never hold up syncing)
+    # A slot's run starts at most this long after the slot began (None: any time in it). A scheduler
+    # started at 15:00 then leaves a nightly job for the night instead of running it at once.
+    start_within: timedelta | None = None
 
     def slot(self, now: datetime) -> int:
         return (now - EPOCH - self.offset) // self.every
+
+    def too_late(self, now: datetime) -> bool:
+        """Is it past the current slot's start window?"""
+        began = EPOCH + self.offset + self.slot(now) * self.every
+        return self.start_within is not None and now - began > self.start_within
 
     def job_id(self, now: datetime) -> str:
         return f"periodic:{self.name}:{self.slot(now)}"
@@ -69,6 +80,7 @@ SCHEDULE: tuple[Periodic, ...] = (
         timedelta(days=1),
         offset=timedelta(hours=2),  # nightly, at 02:00 UTC
         queue="long",
+        start_within=timedelta(hours=6),  # a scheduler down at 02:00 catches up by 08:00, not by day
     ),
 )
 
@@ -114,6 +126,9 @@ class Scheduler(Loop):
         for periodic in self.schedule:
             slot = periodic.slot(now)
             if self._last_slot.get(periodic.name) == slot:
+                continue
+            if periodic.too_late(now):
+                self._last_slot[periodic.name] = slot
                 continue
             job_id = periodic.job_id(now)
             if self.queue.enqueue_once(periodic.function, dict(periodic.args), job_id, periodic.remember):

@@ -60,18 +60,32 @@ def test_the_schedule_declares_the_periodic_jobs():
 
 def test_the_nightly_reconcile_is_queued_once_a_night_from_two_o_clock_utc(hub, clock):
     nightly = next(p for p in SCHEDULE if p.name == "reconcile_connections")
-    assert nightly.offset == timedelta(hours=2)
+    assert (nightly.offset, nightly.start_within) == (timedelta(hours=2), timedelta(hours=6))
     clock.set(datetime(2026, 3, 1, 1, 59, tzinfo=UTC))
     scheduler = Scheduler(embedded_queue(hub), clock, schedule=[nightly])
-    assert scheduler.tick() == [nightly.job_id(clock.now())]  # the night before's slot, if it never ran
+    assert scheduler.tick() == []  # the night before's slot is long past its start window
     for minutes, queued in ((1, True), (60, False), (24 * 60, False), (24 * 60 + 1, True)):
         clock.set(datetime(2026, 3, 1, 1, 59, tzinfo=UTC) + timedelta(minutes=minutes))
         assert bool(scheduler.tick()) is queued, clock.now()
 
 
+@pytest.mark.parametrize(
+    ("started", "queued"),
+    [(datetime(2026, 3, 1, 7, 59, tzinfo=UTC), True), (datetime(2026, 3, 1, 15, 0, tzinfo=UTC), False)],
+    ids=["down-at-two-back-by-eight", "started-in-the-afternoon"],
+)
+def test_a_scheduler_started_later_in_the_day_leaves_the_reconcile_for_the_night(hub, clock, started, queued):
+    nightly = next(p for p in SCHEDULE if p.name == "reconcile_connections")
+    clock.set(started)
+    scheduler = Scheduler(embedded_queue(hub), clock, schedule=[nightly])
+    assert scheduler.tick() == ([nightly.job_id(started)] if queued else [])
+    clock.set(datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
+    assert scheduler.tick() == [nightly.job_id(clock.now())]  # the next night runs either way
+
+
 def test_slot_ids_depend_only_on_the_name_and_the_slot():
     relay = Periodic("relay_outbox", "relay_outbox", timedelta(seconds=5))
-    at = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    at = datetime(2026, 3, 1, 3, 0, 0, tzinfo=UTC)
     assert (
         relay.job_id(at)
         == relay.job_id(at + timedelta(seconds=4.9))
@@ -86,7 +100,7 @@ def test_slot_ids_depend_only_on_the_name_and_the_slot():
 
 
 def test_each_periodic_job_is_queued_once_per_slot_even_when_asked_again_or_restarted(hub, clock):
-    clock.set(datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC))
+    clock.set(datetime(2026, 3, 1, 3, 0, 0, tzinfo=UTC))  # within the nightly reconcile's start window
     first = Scheduler(embedded_queue(hub), clock)
     queued = first.tick()
     assert {q.split(":")[1] for q in queued} == NAMES
@@ -106,7 +120,7 @@ def test_each_periodic_job_is_queued_once_per_slot_even_when_asked_again_or_rest
 
 
 def test_a_finished_slot_is_not_run_again(hub, clock):
-    clock.set(datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC))
+    clock.set(datetime(2026, 3, 1, 3, 0, 0, tzinfo=UTC))
     queue = embedded_queue(hub)
     Scheduler(queue, clock).tick()
     while (job := queue.take()) is not None:
@@ -136,7 +150,7 @@ def _tick_together(schedulers: list[Scheduler]) -> list[str]:
 
 
 def test_two_schedulers_at_once_queue_each_slot_once_on_the_database(hub, clock):
-    clock.set(datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC))
+    clock.set(datetime(2026, 3, 1, 3, 0, 0, tzinfo=UTC))
     schedulers = [Scheduler(embedded_queue(hub), clock) for _ in range(2)]
     queued = []
     for _ in range(3):
@@ -148,7 +162,7 @@ def test_two_schedulers_at_once_queue_each_slot_once_on_the_database(hub, clock)
 
 
 def test_two_schedulers_at_once_queue_each_slot_once_on_rq(redis_queue):
-    clock = FixedClock(datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC))
+    clock = FixedClock(datetime(2026, 3, 1, 3, 0, 0, tzinfo=UTC))
     other = RedisQueue(redis.Redis.from_url(REDIS_URL), prefix=redis_queue.prefix)
     schedulers = [Scheduler(redis_queue, clock), Scheduler(other, clock)]
     queued = []
@@ -166,7 +180,7 @@ def test_two_schedulers_at_once_queue_each_slot_once_on_rq(redis_queue):
 
 
 def test_finished_rows_are_purged_only_once_their_slot_cannot_recur(hub, clock):
-    clock.set(datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC))
+    clock.set(datetime(2026, 3, 1, 3, 0, 0, tzinfo=UTC))
     queue = embedded_queue(hub)
     Scheduler(queue, clock).tick()
     queue.enqueue("push_record", {}, "push:con_1:customer:cus_1")
@@ -234,8 +248,9 @@ def test_the_scheduler_command_queues_what_is_due_once(hub):
         assert result.returncode == 0, result.stderr
         return result.stdout.split()
 
+    due = {p.name for p in SCHEDULE if not p.too_late(datetime.now(UTC))}  # the reconcile only until 08:00
     first = run()
-    assert {line.split(":")[1] for line in first if line.startswith("periodic:")} == NAMES
+    assert {line.split(":")[1] for line in first if line.startswith("periodic:")} == due
     second = [line for line in run() if line.startswith("periodic:")]
     # A second run queues only slots that began between the two runs, never one already queued.
     assert not set(second) & set(first)
