@@ -111,6 +111,9 @@ class Settings:
     job_lease_seconds: int = 60
     job_time_limit_seconds: int = 900
     sync_repair_delay_seconds: int = 120
+    # How long a write whose answer timed out may still land at the vendor; the record's next write
+    # waits that long after it (HubSpot's gateway gives up on a request well within two minutes).
+    sync_late_write_seconds: int = 120
     connector_timeout_seconds: int = 30
     proxy_hops: int = 0  # reverse proxies in front that set X-Forwarded-*; 0 trusts none
     redis_prefix: str = "abohub"
@@ -142,6 +145,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "job_lease_seconds": _positive_int,
     "job_time_limit_seconds": _positive_int,
     "sync_repair_delay_seconds": _positive_int,
+    "sync_late_write_seconds": _positive_int,
     "connector_timeout_seconds": _positive_int,
     "proxy_hops": _count,
     "redis_prefix": _key_prefix,

@@ -132,6 +132,9 @@ class WriteResult:
     error: Exception | None = None
     version: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)  # what the vendor stored, when it says
+    # A request carrying this write went unanswered (timed out after it was sent): the vendor may
+    # still apply it later, after a newer write of the record too. Whatever ``ok`` says.
+    unanswered: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@
   ``refresh()`` once and the request go again.
 * Secrets never leave: exchanges, error messages and log lines go through a
   :class:`~connectors.errors.Scrubber`.
+* A write whose answer timed out was sent: the vendor may still apply it, later than its retry
+  and perhaps after a newer write. :meth:`HttpClient.unanswered_writes` tells a connector which of
+  its writes that happened to, so that the sync can hold the record's next write back a while.
 
 Usage::
 
@@ -22,8 +25,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -115,6 +120,21 @@ class HttpClient:
         self._backoff = wait_random_exponential(
             multiplier=self.policy.backoff_base, max=self.policy.backoff_max
         )
+        self._watching = threading.local()  # this thread's unanswered_writes() list, while it watches
+
+    @contextmanager
+    def unanswered_writes(self) -> Iterator[list[str]]:
+        """Collect, for the block (in this thread), each write (not GET) sent whose answer did not come
+        within the read timeout, as ``"METHOD url"``: it reached the vendor, who may yet apply it."""
+        outer = getattr(self._watching, "seen", None)
+        seen: list[str] = []
+        self._watching.seen = seen
+        try:
+            yield seen
+        finally:
+            self._watching.seen = outer
+            if outer is not None:
+                outer.extend(seen)
 
     def add_secret(self, *values: str | None) -> None:
         """Values to replace with ``***`` wherever they appear (tokens, keys, client secrets)."""
@@ -228,6 +248,10 @@ class HttpClient:
         exchange = self.scrubber.exchange(method, prepared.url or "", prepared.headers, prepared.body)
         where = f"{method} {exchange.url.split('?')[0]}"
         detail = self.scrubber.text(_QUERY_IN_TEXT.sub("", f"{type(exc).__name__}: {exc}"))
+        if isinstance(exc, requests.ReadTimeout) and method != "GET":
+            watching = getattr(self._watching, "seen", None)
+            if watching is not None:
+                watching.append(where)
         if isinstance(exc, requests.Timeout):
             return RetriableError(f"{where} timed out (timeout {timeout}): {detail}", exchange)
         transient = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)

@@ -164,10 +164,12 @@ def _mark_dirty(session: Any, wanted: dict[tuple[str, str, str], int], now: Any)
 
 def repair(hub: Hub, queue: Queue, older_than: timedelta) -> int:
     """Enqueue push jobs for due work no job is known to hold: records whose retry time has come
-    (after a failure nothing else queues them) and first attempts waiting longer than ``older_than``
-    (their job was lost: a crash after the commit, a dead worker, a Redis restart)."""
+    (after a failure, or after waiting for a late write, nothing else queues them) and first attempts
+    waiting longer than ``older_than`` (their job was lost: a crash after the commit, a dead worker, a
+    Redis restart)."""
     now = hub.clock.now()
-    retry_due = and_(SyncState.attempts > 0, SyncState.next_attempt_at <= now)
+    put_off = or_(SyncState.attempts > 0, SyncState.next_attempt_at > SyncState.dirty_since)
+    retry_due = and_(put_off, SyncState.next_attempt_at <= now)
     overdue = SyncState.next_attempt_at <= now - older_than
     with hub.session_factory() as session:
         stale = list(

@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -367,18 +368,19 @@ class HubSpotConnector(Connector):
         for group, write in ((linked, self._update), (new, self._upsert)):
             for start in range(0, len(group), BATCH_LIMIT):
                 chunk = group[start : start + BATCH_LIMIT]
-                try:
-                    results = self._in_halves(self._creating_properties(write), object_type, chunk)
-                except (RetriableError, MalformedResponse) as error:
-                    # Only this batch failed: the ones already written stay written. An answer cut off
-                    # after the write is safe to send again (by id, or upsert on abohub_id).
-                    if isinstance(error, MalformedResponse):
-                        error = RetriableError(
-                            f"{error} (resent: the write may have happened)", error.exchange
-                        )
-                    results = [WriteResult(i.local_id, i.remote_id, ok=False, error=error) for i in chunk]
+                with self.http.unanswered_writes() as unanswered:
+                    try:
+                        results = self._in_halves(self._creating_properties(write), object_type, chunk)
+                    except (RetriableError, MalformedResponse) as error:
+                        # Only this batch failed: the ones already written stay written. An answer cut
+                        # off after the write is safe to send again (by id, or upsert on abohub_id).
+                        if isinstance(error, MalformedResponse):
+                            error = RetriableError(
+                                f"{error} (resent: the write may have happened)", error.exchange
+                            )
+                        results = [WriteResult(i.local_id, i.remote_id, ok=False, error=error) for i in chunk]
                 for result in results:
-                    done[result.local_id] = result
+                    done[result.local_id] = replace(result, unanswered=True) if unanswered else result
         return [done[item.local_id] for item in items]
 
     def _creating_properties(

@@ -263,7 +263,7 @@ def push_changes(
                     in_flight.popleft()[0].result()
                 prepared = _prepare(hub, connection_id, mapping, states[start : start + PUSH_SLICE])
                 delivery = sender.submit(_deliver, hub, connector, mapping, prepared, report)
-                in_flight.append((delivery, [state.id for state in prepared.states]))
+                in_flight.append((delivery, [state.id for state in prepared.states] + list(prepared.waiting)))
             if not report.more or time.monotonic() >= deadline:
                 break
     for delivery, _ in in_flight:
@@ -314,8 +314,9 @@ class _Slice:
     connection_id: str
     states: list[SyncState]
     values: dict[str, dict[str, Any]]
-    links: dict[str, Any]  # local id → (local_id, remote_id, fingerprints) of its link
+    links: dict[str, Any]  # local id → (local_id, remote_id, fingerprints, late_write_until) of its link
     plans: dict[str, RecordPlan]
+    waiting: dict[int, datetime]  # sync state id → until when its record's unanswered write may land
 
 
 def _prepare(hub: Runtime, connection_id: str, mapping: Mapping, states: list[SyncState]) -> _Slice:
@@ -325,23 +326,29 @@ def _prepare(hub: Runtime, connection_id: str, mapping: Mapping, states: list[Sy
         links = {
             link.local_id: link
             for link in session.execute(
-                select(Link.local_id, Link.remote_id, Link.fingerprints).where(
+                select(Link.local_id, Link.remote_id, Link.fingerprints, Link.late_write_until).where(
                     Link.connection_id == connection_id,
                     Link.object_type == mapping.object_type,
                     Link.local_id.in_(ids),
                 )
             )
         }
+    now = hub.clock.now()
     plans = {}
+    waiting = {}
     for state in states:
         local = values.get(state.local_id)
         if local is None:
             continue  # deleted meanwhile: nothing to push
         link = links.get(state.local_id)
+        if link is not None and link.late_write_until is not None and link.late_write_until > now:
+            waiting[state.id] = link.late_write_until  # its unanswered write may yet land: not over it
+            continue
         plans[state.local_id] = plan_record(
             mapping, local, {} if link else None, link.fingerprints if link else None
         )
-    return _Slice(connection_id, states, values, links, plans)
+    sending = [state for state in states if state.id not in waiting]
+    return _Slice(connection_id, sending, values, links, plans, waiting)
 
 
 def _deliver(hub: Runtime, connector: Connector, mapping: Mapping, work: _Slice, report: SyncReport) -> None:
@@ -403,7 +410,10 @@ def _deliver(hub: Runtime, connector: Connector, mapping: Mapping, work: _Slice,
         for local_id, plan in plans.items()
         if local_id not in results and plan.fingerprints_changed and local_id in links
     ]
+    unanswered = [local_id for local_id, result in results.items() if result.unanswered]
     with hub.session_factory() as session, session.begin():
+        late_writes(hub, session, connection_id, object_type, unanswered, now)
+        _wait_for_late_writes(session, work.waiting, report)
         save_links(session, connection_id, object_type, remote_object, written, now, pushed=True)
         # A record that goes through settles its earlier dead letters.
         settle_dead_letters(session, connection_id, object_type, [local_id for local_id, *_ in written], now)
@@ -430,6 +440,36 @@ def _may_clash(mapping: Mapping, plan: Any) -> bool:
         if entry.direction.value == "both" and entry.policy.value != "hub_wins":
             return True
     return False
+
+
+def late_writes(
+    hub: Runtime, session: Session, connection_id: str, object_type: str, local_ids: list[str], now: datetime
+) -> None:
+    """Writes that went unanswered may land until ``ABOHUB_SYNC_LATE_WRITE_SECONDS`` from now: the
+    records' next writes wait for that (a late landing would otherwise overwrite them)."""
+    if local_ids:
+        session.execute(
+            update(Link)
+            .where(
+                Link.connection_id == connection_id,
+                Link.object_type == object_type,
+                Link.local_id.in_(local_ids),
+            )
+            .values(late_write_until=now + timedelta(seconds=hub.settings.sync_late_write_seconds))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _wait_for_late_writes(session: Session, waiting: dict[int, datetime], report: SyncReport) -> None:
+    """Sync states whose record may still see an earlier write land: due again once it cannot."""
+    if waiting:
+        session.connection().execute(
+            update(SyncState)
+            .where(SyncState.id == bindparam("state_id"))
+            .values(next_attempt_at=bindparam("until")),
+            [{"state_id": state_id, "until": until} for state_id, until in waiting.items()],
+        )
+        report.rescheduled += len(waiting)
 
 
 def _write(connector: Connector, remote_object: str, items: list[WriteItem]) -> dict[str, Any]:
@@ -735,10 +775,12 @@ def carry_out(
         report.conflicts += len(one.plan.conflicts)
         done.append(one)
     refused: set[str] = set()
+    unanswered: list[str] = []
     if to_push:
         connector = connector or open_connector(hub.uow(actor(connection_id)), connection_id)
         results = _write(connector, remote_object, to_push)
         refused = {local_id for local_id, result in results.items() if not result.ok}
+        unanswered = [local_id for local_id, result in results.items() if result.unanswered]
         report.pushed += len(results) - len(refused)
         report.errors += [f"{local_id}: {results[local_id].error}" for local_id in sorted(refused)]
     settled = []
@@ -749,6 +791,7 @@ def carry_out(
         settled.append((one.local_id, one.record.id, fingerprints))
     with hub.session_factory() as session, session.begin():
         save_links(session, connection_id, object_type, remote_object, settled, now, pushed=False)
+        late_writes(hub, session, connection_id, object_type, unanswered, now)
         in_sync = [one.local_id for one in done if one.local_id not in refused]
         settle_dead_letters(session, connection_id, object_type, in_sync, now)
         for one in done:

@@ -471,6 +471,9 @@ class Link(Base):
     fingerprints: Mapped[dict[str, Any]]
     # "<remote object>:<remote id>" this record was last associated with (e.g. a deal with its contact).
     associated_to: Mapped[str | None] = mapped_column(String(200))
+    # A write of this record went unanswered (see connectors.base.WriteResult.unanswered): until then
+    # the vendor may still apply it, so the record's next write waits (it could otherwise be overwritten).
+    late_write_until: Mapped[datetime | None]
     last_pushed_at: Mapped[datetime | None]
     last_pulled_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

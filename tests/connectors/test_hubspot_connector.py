@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -219,3 +220,22 @@ def test_the_contracts_default_read_many_gives_the_same_records_one_read_at_a_ti
     one_by_one = Connector.read_many(hubspot, "contacts", [*ids, "999999999"])
     assert one_by_one == hubspot.read_many("contacts", ids)
     assert sim.stats.count(method="GET", template="/crm/v3/objects/{object_type}/{object_id}") == 4
+
+
+def test_a_write_whose_answer_timed_out_is_reported_unanswered_even_when_its_retry_went_through(sim):
+    hubspot = HubSpotConnector(
+        {"base_url": sim.base_url, "access_token": sim.token, "client_secret": sim.client_secret},
+        ConnectorContext(timeout_seconds=1),
+    )
+    hubspot.ensure_properties()
+    created = hubspot.write_batch("contacts", items(2))
+    assert [r.unanswered for r in created] == [False, False]
+    linked = [replace(item, remote_id=r.remote_id) for item, r in zip(items(2), created, strict=True)]
+    sim.faults.add("timeout", 1, path=r"/batch/update$", seconds=2.0, apply=True)  # held past the 1 s
+
+    updated = hubspot.write_batch("contacts", [replace(i, properties={"firstname": "Ny"}) for i in linked])
+
+    assert [(r.ok, r.unanswered) for r in updated] == [(True, True), (True, True)]  # the retry landed
+    assert sim.get("contacts", created[0].remote_id)["properties"]["firstname"] == "Ny"
+    again = hubspot.write_batch("contacts", [replace(i, properties={"firstname": "Igen"}) for i in linked])
+    assert [r.unanswered for r in again] == [False, False]
