@@ -18,9 +18,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+UTC_DATETIME = hub.store.types.UTCDateTime(timezone=True)
+
+
 def upgrade() -> None:
     with op.batch_alter_table("links") as batch:
-        batch.add_column(sa.Column("late_write_until", hub.store.types.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("late_write_until", UTC_DATETIME, nullable=True))
 
 
 def downgrade() -> None:
