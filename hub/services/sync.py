@@ -246,7 +246,7 @@ def push_changes(
     report = SyncReport()
     deadline = time.monotonic() + seconds
     connector: Connector | None = None
-    in_flight: deque[tuple[Future[None], list[str]]] = deque()
+    in_flight: deque[tuple[Future[None], list[int]]] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-sender") as sender:
         while True:
             while in_flight and in_flight[0][0].done():
@@ -276,7 +276,7 @@ def _dirty(
     connection_id: str,
     object_type: str,
     batch_size: int,
-    in_flight: deque[tuple[Future[None], list[str]]],
+    in_flight: deque[tuple[Future[None], list[int]]],
 ) -> tuple[Mapping, list[SyncState], bool] | None:
     """The connection's mapping, its next due dirty states (not those of slices on their way), and
     whether more are due; None when there is nothing to push. Without a mapping, nothing is: the due
@@ -412,9 +412,9 @@ def _deliver(hub: Runtime, connector: Connector, mapping: Mapping, work: _Slice,
     ]
     unanswered = [local_id for local_id, result in results.items() if result.unanswered]
     with hub.session_factory() as session, session.begin():
-        late_writes(hub, session, connection_id, object_type, unanswered, now)
-        _wait_for_late_writes(session, work.waiting, report)
         save_links(session, connection_id, object_type, remote_object, written, now, pushed=True)
+        _late_writes(hub, session, connection_id, object_type, unanswered, now)  # new records' links too
+        _wait_for_late_writes(session, work.waiting, report)
         # A record that goes through settles its earlier dead letters.
         settle_dead_letters(session, connection_id, object_type, [local_id for local_id, *_ in written], now)
         _failed(session, report, connection_id, object_type, refused, now)
@@ -442,7 +442,7 @@ def _may_clash(mapping: Mapping, plan: Any) -> bool:
     return False
 
 
-def late_writes(
+def _late_writes(
     hub: Runtime, session: Session, connection_id: str, object_type: str, local_ids: list[str], now: datetime
 ) -> None:
     """Writes that went unanswered may land until ``ABOHUB_SYNC_LATE_WRITE_SECONDS`` from now: the
@@ -791,7 +791,7 @@ def carry_out(
         settled.append((one.local_id, one.record.id, fingerprints))
     with hub.session_factory() as session, session.begin():
         save_links(session, connection_id, object_type, remote_object, settled, now, pushed=False)
-        late_writes(hub, session, connection_id, object_type, unanswered, now)
+        _late_writes(hub, session, connection_id, object_type, unanswered, now)
         in_sync = [one.local_id for one in done if one.local_id not in refused]
         settle_dead_letters(session, connection_id, object_type, in_sync, now)
         for one in done:

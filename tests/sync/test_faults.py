@@ -34,7 +34,7 @@ from hub.services import customers
 from hub.services.clock import SystemClock
 from hub.services.crypto import generate_key
 from hub.services.dead_letters import replay_dead_letter
-from hub.store.models import JobRun
+from hub.store.models import JobRun, Link
 from jobs.periodic import relay_outbox
 from jobs.rq_backend import RedisQueue
 from jobs.rq_worker import install_hub
@@ -401,4 +401,24 @@ def test_a_write_held_past_the_client_timeout_never_lands_over_a_newer_one(hub, 
 
     support.until(lambda: support.late_writes_landed(sim, held), 10, "HubSpot applied the held request")
     support.settle(hub, run_jobs)  # the wait is over (the hub's clock moves on): the newer change goes out
+    support.assert_remote_holds_the_hub(hub, sim, connection_id, ids)
+
+
+def test_a_new_record_whose_create_went_unanswered_waits_before_its_next_write(hub, sim, short_timeouts):
+    connection_id = support.hubspot_connection(hub, sim)
+    run_jobs = _embedded_runner(hub)
+    sim.faults.add("timeout", 1, path=UPSERT, seconds=support.CLIENT_TIMEOUT + 0.5, apply=True)
+    ids = support.create_customers(hub, 1)
+    support.settle(hub, run_jobs)  # created by the retry; the held upsert landed half a second later
+    with hub.session_factory() as session:
+        link = session.scalar(select(Link).where(Link.local_id == ids[0]))
+        assert link is not None and link.late_write_until is not None
+        assert hub.clock.now() < link.late_write_until <= hub.clock.now() + timedelta(seconds=120)
+    created = sim.get("contacts", link.remote_id)["properties"]
+
+    support.edit_customers(hub, ids, 1)
+    relay_outbox(hub)
+    run_jobs()
+    assert sim.get("contacts", link.remote_id)["properties"] == created  # not yet: it waits
+    support.settle(hub, run_jobs)
     support.assert_remote_holds_the_hub(hub, sim, connection_id, ids)
