@@ -76,9 +76,11 @@ def test_pause_then_resume_is_audited_with_the_staff_user(admin, hub, admin_user
     assert page.status_code == 200 and "The subscription is paused." in page.text
     assert factories.get_subscription(hub, subscription_id).status == "paused"
     assert "Resume now" in page.text
+    # Saying before the click what it costs: a new period, invoiced at once (Basic: 100.00 a period).
+    assert "starts a new period today and invoices it at once: 100,00" in page.text
 
     page = followed(admin, f"{detail(subscription_id)}/resume")
-    assert "The subscription is running again." in page.text
+    assert "The subscription is running again; its new period is invoiced." in page.text
     assert factories.get_subscription(hub, subscription_id).status == "active"
     staff = [(kind, who) for kind, who in events_of(hub, subscription_id) if who.startswith("staff:")]
     actor = f"staff:{admin_user.id}"

@@ -153,7 +153,8 @@ def test_pausing_and_resuming_a_subscription_reaches_the_deal_in_hubspot(
     shots(page, "subscription")
 
     page.get_by_role("button", name="Resume now").click()
-    expect(page.locator(".flashes")).to_contain_text("The subscription is running again.")
+    resumed = "The subscription is running again; its new period is invoiced."
+    expect(page.locator(".flashes")).to_contain_text(resumed)
     expect(page.locator(".state")).to_have_text("active")
     eventually(lambda: remote_properties(sim, "deals", deal)["abohub_status"] == "Active", "the resumed deal")
 

@@ -209,7 +209,8 @@ def subscription_resume(subscription_id: str) -> ResponseReturnValue:
     def change() -> subs.Outcome:
         return subs.resume_subscription(subs.ResumeSubscription(subscription_id), uow())
 
-    return _act(subscription_id, form, "action", change, "The subscription is running again.")
+    message = "The subscription is running again; its new period is invoiced."
+    return _act(subscription_id, form, "action", change, message)
 
 
 @requires("admin")
