@@ -151,6 +151,7 @@ def test_saving_a_changed_pipeline_makes_a_new_version_and_pushes_the_new_value(
     assert saved.status_code == 302
     page = admin.get(saved.headers["Location"]).text
     assert "Saved as version 2; 1 linked record(s) will be pushed again" in page
+    assert "A dead letter of a record that goes through is settled by it." in page
     row = stored(hub, connection_id)
     assert row.version == 2
     assert entry(row.definition, "country")["to_remote"] == [{"name": "lower"}]

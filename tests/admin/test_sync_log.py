@@ -82,6 +82,8 @@ def test_replaying_one_dead_letter_queues_the_push_that_then_delivers_it(admin, 
     assert push_changes(hub, connection_id, "customer").pushed == 1
     assert is_linked(hub, bo.id) and dead_letters(hub)[0].resolved_at is not None
     assert "No dead letters match." in admin.get("/admin/sync/dead-letters").text
+    settled = admin.get("/admin/sync/dead-letters?state=resolved").text
+    assert "Bo Dal</a>" in settled and "a later sync of the record went through" in settled
     again = followed(admin, f"/admin/sync/dead-letters/{letter.id}/replay")
     assert "already resolved" in again.text
 

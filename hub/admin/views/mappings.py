@@ -378,7 +378,8 @@ def _act(
     elif saved.requeued:
         flash(
             f"Saved as version {saved.mapping.version}; {saved.requeued} linked record(s) will be pushed "
-            "again (only the values that differ are sent).",
+            "again (only the values that differ are sent). A dead letter of a record that goes through "
+            "is settled by it.",
             "success",
         )
     else:
