@@ -118,6 +118,7 @@ class Scheduler(Loop):
         self.on_stop = on_stop
         self.idle_seconds = tick_seconds
         self._last_slot: dict[str, int] = {}  # only saves asking again; enqueue_once is the guarantee
+        self.ticks = 0  # ticks done so far (the first one queues what the start found due)
 
     def tick(self) -> list[str]:
         """Enqueue what is due now; the ids newly queued."""
@@ -137,6 +138,7 @@ class Scheduler(Loop):
             self._last_slot[periodic.name] = slot
         if self.maintenance is not None:
             self.maintenance()
+        self.ticks += 1
         return queued
 
     def step(self) -> bool:
