@@ -12,7 +12,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from connectors.base import Connector
+from connectors.errors import ConnectorError
 from hub.services.associations import associate_subscriptions
+from hub.services.connection_status import record_exchange
 from hub.services.connections import open_connector
 from hub.services.runtime import Runtime
 from hub.services.sync import SyncReport, actor, forget_remote_records, pull_records, push_changes
@@ -76,12 +79,19 @@ def process_webhooks(hub: Runtime, connection_id: str, **_: Any) -> dict[str, An
         wanted.setdefault(payload["object_type"], set()).add(str(payload["remote_id"]))
     total = SyncReport()
     unlinked = 0
-    for remote_object, remote_ids in wanted.items():
-        found = connector.read_many(remote_object, sorted(remote_ids))
-        report = pull_records(hub, connection_id, remote_object, list(found.values()), connector)
-        total.add(report)
-        gone = sorted(remote_ids - set(found))
-        unlinked += len(forget_remote_records(hub, connection_id, remote_object, gone, found_by="webhook"))
+    try:
+        for remote_object, remote_ids in wanted.items():
+            found = connector.read_many(remote_object, sorted(remote_ids))
+            report = pull_records(hub, connection_id, remote_object, list(found.values()), connector)
+            total.add(report)
+            gone = sorted(remote_ids - set(found))
+            unlinked += len(
+                forget_remote_records(hub, connection_id, remote_object, gone, found_by="webhook")
+            )
+    except ConnectorError as error:  # the receipts stay unprocessed: the job's retry reads them again
+        record_exchange(hub, connection_id, "reading the records webhooks named", error)
+        raise
+    record_exchange(hub, connection_id, "reading the records webhooks named")
     with hub.session_factory() as session, session.begin():
         session.execute(
             update(WebhookReceipt)
@@ -97,7 +107,11 @@ def process_webhooks(hub: Runtime, connection_id: str, **_: Any) -> dict[str, An
 
 @job("poll_connections")
 def poll_connections(hub: Runtime, **_: Any) -> dict[str, Any]:
-    """For every enabled connection, read what changed since its cursor for each pulled object."""
+    """For every enabled connection, read what changed since its cursor for each pulled object.
+
+    A connection whose vendor fails is skipped until the next run (its page shows the error, see
+    :func:`poll`); the others are polled all the same. Its entry is the error instead of a count.
+    """
     with hub.session_factory() as session:
         targets = list(
             session.execute(
@@ -111,15 +125,33 @@ def poll_connections(hub: Runtime, **_: Any) -> dict[str, Any]:
         directions = {f.get("direction") for f in definition.get("fields", [])}
         if not directions & {"pull", "both"}:
             continue
-        polled[f"{connection_id}:{definition['remote_object']}"] = poll(
-            hub, connection_id, definition["remote_object"]
-        )
+        key = f"{connection_id}:{definition['remote_object']}"
+        try:
+            polled[key] = poll(hub, connection_id, definition["remote_object"])
+        except ConnectorError as error:
+            log.warning("polling %s failed: %s", key, error)
+            polled[key] = str(error)
     return polled
 
 
 def poll(hub: Runtime, connection_id: str, remote_object: str, max_pages: int = 50) -> int:
-    """Read changes page by page from the stored cursor; the cursor moves only after a page is applied."""
+    """Read changes page by page from the stored cursor; the cursor moves only after a page is applied.
+
+    The outcome is recorded on the connection (:func:`record_exchange`); a vendor error is raised after.
+    """
     connector = open_connector(hub.uow(actor(connection_id)), connection_id)
+    try:
+        seen = _poll_pages(hub, connection_id, remote_object, connector, max_pages)
+    except ConnectorError as error:
+        record_exchange(hub, connection_id, f"polling {remote_object}", error)
+        raise
+    record_exchange(hub, connection_id, f"polling {remote_object}")
+    return seen
+
+
+def _poll_pages(
+    hub: Runtime, connection_id: str, remote_object: str, connector: Connector, max_pages: int
+) -> int:
     with hub.session_factory() as session:
         stored = session.get(SyncCursor, (connection_id, remote_object))
         cursor = stored.cursor if stored else None

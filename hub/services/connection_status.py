@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields, missing, validate
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -32,6 +32,7 @@ from connectors.registry import available
 from hub.domain.errors import NotFound
 from hub.services.connections import HIDDEN, connector_class, open_connector, redacted
 from hub.services.crypto import box_for
+from hub.services.runtime import Runtime
 from hub.services.uow import UnitOfWork
 from hub.store.models import Conflict, Connection, DeadLetter, Link, SyncState
 from hub.store.models import Mapping as MappingRow
@@ -110,6 +111,26 @@ class Health:
     retrying: int = 0  # of those, the ones that failed at least once and wait for a retry
     open_conflicts: int = 0
     open_dead_letters: int = 0
+
+
+LAST_ERROR_CHARS = 2000
+
+
+def record_exchange(hub: Runtime, connection_id: str, doing: str, error: Exception | None = None) -> None:
+    """What a sync run's exchange with the connection's vendor came to, for the connection's page.
+
+    Success: ``last_synced_at`` is now and ``last_error`` is cleared. A failure of the whole exchange
+    (vendor down, credentials refused, rate limit outlasting the retries): ``last_error`` says what was
+    being done and what went wrong, until the next success. A record the vendor refuses is not the
+    connection's error: it waits in the retries or the dead letters. ``updated_at`` stays as it is (it
+    marks changes of config and state; the webhook receiver's cache goes by it).
+    """
+    if error is None:
+        values: dict[str, Any] = {"last_synced_at": hub.clock.now(), "last_error": None}
+    else:
+        values = {"last_error": f"{doing}: {error}"[:LAST_ERROR_CHARS]}
+    with hub.session_factory() as session, session.begin():
+        session.execute(update(Connection).where(Connection.id == connection_id).values(**values))
 
 
 def health_of(session: Session, connection_ids: list[str]) -> dict[str, Health]:

@@ -37,8 +37,10 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 
 from connectors.base import Connector, RemoteRecord
+from connectors.errors import ConnectorError
 from hub.domain.errors import InvalidRequest, NotFound, StateConflict
 from hub.services.associations import associate_subscriptions
+from hub.services.connection_status import record_exchange
 from hub.services.connections import open_connector
 from hub.services.runtime import Runtime
 from hub.services.sync import (
@@ -160,11 +162,16 @@ def reconcile(
         mappings = [m for m in mappings if m.object_type in object_types]
     connector = open_connector(hub.uow(actor(connection_id)), connection_id)
     report = ReconcileReport(connection_id, dry_run)
-    for mapping in mappings:
-        report.objects.append(_Reconciler(hub, connection_id, mapping, connector, dry_run).run())
-    if not dry_run:
-        associations = associate_subscriptions(hub, connection_id, connector)
-        report.associated, report.association_failures = associations.associated, associations.errors
+    try:
+        for mapping in mappings:
+            report.objects.append(_Reconciler(hub, connection_id, mapping, connector, dry_run).run())
+        if not dry_run:
+            associations = associate_subscriptions(hub, connection_id, connector)
+            report.associated, report.association_failures = associations.associated, associations.errors
+    except ConnectorError as error:
+        record_exchange(hub, connection_id, "reconciling", error)
+        raise
+    record_exchange(hub, connection_id, "reconciling")
     report.seconds = round(time.monotonic() - started, 3)
     if not dry_run:
         _record(hub, report)

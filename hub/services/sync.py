@@ -37,6 +37,7 @@ from hub.domain.ids import new_id
 from hub.domain.invoicing import InvoiceStatus
 from hub.domain.lifecycle import Status
 from hub.domain.mrr import subscription_mrr
+from hub.services.connection_status import record_exchange
 from hub.services.connections import open_connector
 from hub.services.customers import UpdateCustomer, update_customer
 from hub.services.revenue import forever_discount
@@ -391,7 +392,7 @@ def _deliver(hub: Runtime, connector: Connector, mapping: Mapping, work: _Slice,
             )
         else:
             report.unchanged += 1
-    results = _write(connector, remote_object, items)
+    results = _write(hub, connection_id, connector, remote_object, items)
     now = hub.clock.now()
     landed = {local_id for local_id, result in results.items() if result.ok and result.remote_id}
     written = [
@@ -472,13 +473,20 @@ def _wait_for_late_writes(session: Session, waiting: dict[int, datetime], report
         report.rescheduled += len(waiting)
 
 
-def _write(connector: Connector, remote_object: str, items: list[WriteItem]) -> dict[str, Any]:
+def _write(
+    hub: Runtime, connection_id: str, connector: Connector, remote_object: str, items: list[WriteItem]
+) -> dict[str, Any]:
+    """Each item's result; a failure of the whole batch (e.g. the vendor is down) fails every item. The
+    outcome is recorded on the connection (:func:`record_exchange`)."""
     if not items:
         return {}
     try:
         results = connector.write_batch(remote_object, items)
-    except ConnectorError as error:  # the whole batch failed (e.g. the vendor is down)
+    except ConnectorError as error:
+        record_exchange(hub, connection_id, f"writing {remote_object}", error)
         results = [WriteResult(item.local_id, item.remote_id, ok=False, error=error) for item in items]
+    else:
+        record_exchange(hub, connection_id, f"writing {remote_object}")
     return {result.local_id: result for result in results}
 
 
@@ -778,7 +786,7 @@ def carry_out(
     unanswered: list[str] = []
     if to_push:
         connector = connector or open_connector(hub.uow(actor(connection_id)), connection_id)
-        results = _write(connector, remote_object, to_push)
+        results = _write(hub, connection_id, connector, remote_object, to_push)
         refused = {local_id for local_id, result in results.items() if not result.ok}
         unanswered = [local_id for local_id, result in results.items() if result.unanswered]
         report.pushed += len(results) - len(refused)
@@ -897,7 +905,7 @@ def create_remote(
         )
         for local_id, plan in plans.items()
     ]
-    results = _write(connector, mapping.remote_object, items)
+    results = _write(hub, connection_id, connector, mapping.remote_object, items)
     created = []
     for item in items:
         result = results[item.local_id]
