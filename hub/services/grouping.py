@@ -10,10 +10,16 @@ everything the caller did before calling.
 
 A lone call runs at once, as a group of one: there is no timer and no wait
 for company, only the wait for a group already running.
+
+A group that fails as a whole fails each of its calls with a copy of the
+error (same type and message, the group's error as its cause): one exception
+raised in several threads would carry one traceback, rewritten by whichever
+raised it last.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +37,7 @@ class _Group(Generic[T, R]):
     items: list[T] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
     results: Sequence[R | BaseException] = ()
+    failed: BaseException | None = None  # the error the whole group failed with
 
 
 class GroupedCalls(Generic[K, T, R]):
@@ -62,6 +69,11 @@ class GroupedCalls(Generic[K, T, R]):
                     del self._next[key]  # from here on, arriving calls wait for the next group
                 self._run_group(key, group)
         group.done.wait()
+        if group.failed is not None:
+            own = _own_copy(group.failed)
+            if own is group.failed:
+                raise own
+            raise own from group.failed
         result = group.results[index]
         if isinstance(result, BaseException):
             raise result
@@ -80,8 +92,16 @@ class GroupedCalls(Generic[K, T, R]):
                 raise RuntimeError(f"{len(group.items)} calls were answered {len(results)} times")
             group.results = results
         except BaseException as exc:
-            group.results = [exc] * len(group.items)
+            group.failed = exc
             if not isinstance(exc, Exception):
                 raise
         finally:
             group.done.set()
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    """The error for one call of a failed group; the error itself if it cannot be copied."""
+    try:
+        return copy.copy(error)
+    except Exception:
+        return error

@@ -94,6 +94,42 @@ def test_a_failing_group_fails_every_call_in_it_and_the_next_group_runs():
     assert calls.call("a", 2) == 2
 
 
+def test_each_call_of_a_failed_group_raises_its_own_copy_of_the_error():
+    held = Held()
+
+    def run(key: str, items: list[int]) -> list[int]:
+        held(key, items)
+        raise ConnectionError("the database restarted")
+
+    calls: GroupedCalls[str, int, int] = GroupedCalls(run)
+    raised: dict[int, BaseException] = {}
+
+    def call(item: int) -> None:
+        try:
+            calls.call("a", item)
+        except ConnectionError as exc:
+            raised[item] = exc
+
+    threads = [threading.Thread(target=call, args=(1,))]
+    threads[0].start()
+    assert held.started.acquire(timeout=10)  # the first group runs; the next three wait for it
+    threads += [threading.Thread(target=call, args=(item,)) for item in (2, 3, 4)]
+    for thread in threads[1:]:
+        thread.start()
+    wait_for(lambda: calls.waiting("a") == 3)
+    held.release.release()
+    assert held.started.acquire(timeout=10)
+    held.release.release()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(raised) == [1, 2, 3, 4]
+    assert all(str(exc) == "the database restarted" for exc in raised.values())
+    shared = [raised[2], raised[3], raised[4]]  # one group: one error, a copy for each call
+    assert len({id(exc) for exc in shared}) == 3
+    assert shared[0].__cause__ is shared[1].__cause__ is shared[2].__cause__
+    assert shared[0].__traceback__ is not shared[1].__traceback__
+
+
 def test_a_runner_that_answers_too_few_calls_is_an_error_not_a_wrong_answer():
     calls: GroupedCalls[str, int, int] = GroupedCalls(lambda key, items: [])
     with pytest.raises(RuntimeError, match="1 calls were answered 0 times"):
