@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from hub.api.fields import Count, Currency, Ident, Metadata, Money, Percent, Text, Timestamp
@@ -130,10 +132,15 @@ class CustomerSchema(Schema):
 
 
 class CustomerUpdateSchema(CustomerSchema):
+    """A PATCH: only the fields given change (no field is required and no default fills in the rest)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("partial", True)  # marshmallow takes ``partial`` here, not as a Meta option
+        super().__init__(*args, **kwargs)
+
     class Meta:
         unknown = RAISE
         ordered = True
-        partial = True
 
     @validates_schema
     def not_empty(self, data: dict, **kwargs: object) -> None:

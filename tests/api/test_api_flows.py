@@ -73,6 +73,34 @@ def test_subscribe_and_get_a_paid_first_invoice(api):
     assert customer_now["mrr"] == 13_300 and customer_now["revenue_state"] == "active"
 
 
+def test_a_customer_patch_changes_only_the_fields_it_names(api):
+    customer = new_customer(api, country="SE", currency="SEK", locale="sv_SE", metadata={"crm": "7"})
+    status, changed = api.patch(f"/customers/{customer['id']}", {"city": "Odense"})
+    assert status == 200, changed
+    assert changed["city"] == "Odense"
+    unchanged = ("name", "email", "country", "currency", "locale", "metadata", "vat_number", "postal_code")
+    assert {k: changed[k] for k in unchanged} == {k: customer[k] for k in unchanged}
+    status, error = api.patch(f"/customers/{customer['id']}", {})
+    assert status == 422 and "at least one field" in str(error["error"]["fields"])
+    status, error = api.patch(f"/customers/{customer['id']}", {"email": "not an address"})
+    assert status == 422 and "email" in error["error"]["fields"]
+
+
+def test_openapi_says_a_customer_patch_needs_no_field_in_particular(app):
+    spec = app.test_client().get("/api/openapi.json").get_json()
+    body = spec["paths"]["/api/v1/customers/{customer_id}"]["patch"]["requestBody"]["content"]
+    schema = body["application/json"]["schema"]
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    assert "email" in schema["properties"] and not schema.get("required")
+    create = spec["paths"]["/api/v1/customers"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
+    if "$ref" in create:
+        create = spec["components"]["schemas"][create["$ref"].rsplit("/", 1)[1]]
+    assert set(create["required"]) == {"name", "email"}
+
+
 def test_pause_resume_cancel_through_the_actions(api, hub, clock):
     plans = catalog(api)
     customer = new_customer(api)
