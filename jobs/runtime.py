@@ -29,7 +29,7 @@ from config import Settings
 from hub.services.clock import Clock
 from jobs.queue import DONE, FAILED, DatabaseQueue, Queue
 from jobs.rq_backend import RedisQueue
-from jobs.schedule import SCHEDULE, Periodic, Scheduler
+from jobs.schedule import PERIODIC_PREFIX, SCHEDULE, Periodic, Scheduler
 
 KEEP_FINISHED = timedelta(days=1)
 KEEP_FAILED = timedelta(days=30)
@@ -141,7 +141,7 @@ def purge_finished(queue: DatabaseQueue, schedule: Sequence[Periodic] = SCHEDULE
     now = queue.clock.now()
     purged = 0
     for periodic in schedule:
-        purged += queue.purge(now - periodic.remember, DONE, f"periodic:{periodic.name}:")
+        purged += queue.purge(now - periodic.remember, DONE, f"{PERIODIC_PREFIX}{periodic.name}:")
     longest = max([KEEP_FINISHED, *(p.remember for p in schedule)])
     purged += queue.purge(now - longest, DONE)
     purged += queue.purge(now - KEEP_FAILED, FAILED)

@@ -35,6 +35,7 @@ from jobs.loop import Loop
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PERIODIC_PREFIX = "periodic:"  # the job ids of periodic runs start so
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Periodic:
         return self.start_within is not None and now - began > self.start_within
 
     def job_id(self, now: datetime) -> str:
-        return f"periodic:{self.name}:{self.slot(now)}"
+        return f"{PERIODIC_PREFIX}{self.name}:{self.slot(now)}"
 
     @property
     def remember(self) -> timedelta:

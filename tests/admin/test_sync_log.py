@@ -154,6 +154,43 @@ def test_job_runs_filter_by_connection_object_type_and_status(admin, hub, clock)
     assert admin.get("/admin/sync?status=bogus").status_code == 400
 
 
+def test_periodic_runs_that_went_fine_are_hidden_unless_asked_for(admin, hub, clock):
+    now = clock.now()
+    runs = [
+        ("periodic:relay_outbox:1", "relay_outbox", "done", None),
+        ("periodic:relay_outbox:2", "relay_outbox", "failed", "the database went away"),
+        ("periodic:poll_connections:3", "poll_connections", "queued", None),
+        ("push:con_a:customer", "push_changes", "done", None),
+    ]
+    with hub.session_factory() as session, session.begin():
+        for job_id, function, status, error in runs:
+            session.add(
+                JobRun(
+                    id=job_id,
+                    function=function,
+                    args={},
+                    status=status,
+                    run_at=now,
+                    attempts=1,
+                    last_error=error,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    def shown(query: str) -> set[str]:
+        page = admin.get(f"/admin/sync?{query}")
+        assert page.status_code == 200
+        return {job_id for job_id, *_ in runs if job_id in page.text}
+
+    everything = {run[0] for run in runs}
+    assert shown("") == everything - {"periodic:relay_outbox:1"}
+    assert shown("periodic=y") == everything
+    assert shown("status=done") == {"push:con_a:customer"}
+    assert shown("status=done&periodic=y") == {"periodic:relay_outbox:1", "push:con_a:customer"}
+    assert 'name="periodic"' in admin.get("/admin/sync").text
+
+
 def test_job_runs_filter_by_a_real_connection(admin, hub, sim, connection_id):
     factories.customer(hub, "Anna Berg")
     relay(hub, DatabaseQueue(hub.session_factory, hub.clock, timedelta(minutes=5)))
