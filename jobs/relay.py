@@ -22,6 +22,7 @@ from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.bootstrap import Hub
+from hub.store.db import one_of
 from hub.store.models import Connection, Event, Mapping, OutboxMessage, Subscription, SyncState
 from jobs.queue import Queue
 
@@ -48,7 +49,7 @@ def _dependents(session: Any, rows: list[Any]) -> dict[tuple[str, str], list[tup
     for kind, column in (("customer", Subscription.customer_id), ("plan", Subscription.plan_id)):
         if ids[kind]:
             for subscription_id, owner_id in session.execute(
-                select(Subscription.id, column).where(column.in_(ids[kind]))
+                select(Subscription.id, column).where(one_of(session, column, ids[kind]))
             ):
                 found[(kind, owner_id)].append(("subscription", subscription_id))
     return found
@@ -123,7 +124,9 @@ def relay(hub: Hub, queue: Queue, batch_size: int = 500) -> RelayReport:
                     key = (connection_id, object_type, local_id)
                     wanted[key] = max(wanted.get(key, 0), row.event_id)
         session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_([row.id for row in rows])).values(relayed_at=now)
+            update(OutboxMessage)
+            .where(one_of(session, OutboxMessage.id, [row.id for row in rows]))
+            .values(relayed_at=now)
         )
         _mark_dirty(session, wanted, now)
         pushes = {(connection_id, object_type) for connection_id, object_type, _local_id in wanted}

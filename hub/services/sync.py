@@ -43,6 +43,7 @@ from hub.services.customers import UpdateCustomer, update_customer
 from hub.services.revenue import forever_discount
 from hub.services.runtime import Runtime
 from hub.services.snapshot import jsonable
+from hub.store.db import one_of
 from hub.store.models import (
     Conflict,
     Connection,
@@ -128,7 +129,7 @@ def _customer_values(session: Session, ids: list[str]) -> dict[str, dict[str, An
     for customer_id, plan_name in session.execute(
         select(Subscription.customer_id, Plan.name)
         .join(Plan, Plan.id == Subscription.plan_id)
-        .where(Subscription.customer_id.in_(ids), Subscription.status != "canceled")
+        .where(one_of(session, Subscription.customer_id, ids), Subscription.status != "canceled")
     ):
         plans[customer_id].add(plan_name)
     lifetime = _lifetime_values(session, ids)
@@ -146,7 +147,7 @@ def _customer_values(session: Session, ids: list[str]) -> dict[str, dict[str, An
             Customer.mrr,
             Customer.revenue_state,
             Customer.updated_at,
-        ).where(Customer.id.in_(ids))
+        ).where(one_of(session, Customer.id, ids))
     )
     for customer in rows:
         values[customer.id] = {
@@ -186,7 +187,7 @@ def _lifetime_values(session: Session, ids: list[str]) -> dict[str, int]:
     rows = session.execute(
         select(Invoice.customer_id, func.sum(Invoice.total - Invoice.vat - credited))
         .join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.customer_id.in_(ids), paid)
+        .where(one_of(session, Invoice.customer_id, ids), paid)
         .group_by(Invoice.customer_id)
     )
     return {customer_id: int(amount or 0) for customer_id, amount in rows}
@@ -199,7 +200,7 @@ def _subscription_values(session: Session, ids: list[str]) -> dict[str, dict[str
         .join(Plan, Plan.id == Subscription.plan_id)
         .join(Customer, Customer.id == Subscription.customer_id)
         .outerjoin(Coupon, Coupon.id == Subscription.coupon_id)
-        .where(Subscription.id.in_(ids))
+        .where(one_of(session, Subscription.id, ids))
     )
     for sub, plan, name, email, coupon in rows:
         values[sub.id] = {
@@ -298,7 +299,7 @@ def _dirty(
         query = select(SyncState).where(*due)
         sending = [state_id for _, ids in in_flight for state_id in ids]
         if sending:
-            query = query.where(SyncState.id.not_in(sending))
+            query = query.where(~one_of(session, SyncState.id, sending))
         states = list(
             session.scalars(query.order_by(SyncState.dirty_since, SyncState.id).limit(batch_size + 1))
         )
@@ -330,7 +331,7 @@ def _prepare(hub: Runtime, connection_id: str, mapping: Mapping, states: list[Sy
                 select(Link.local_id, Link.remote_id, Link.fingerprints, Link.late_write_until).where(
                     Link.connection_id == connection_id,
                     Link.object_type == mapping.object_type,
-                    Link.local_id.in_(ids),
+                    one_of(session, Link.local_id, ids),
                 )
             )
         }
@@ -454,7 +455,7 @@ def _late_writes(
             .where(
                 Link.connection_id == connection_id,
                 Link.object_type == object_type,
-                Link.local_id.in_(local_ids),
+                one_of(session, Link.local_id, local_ids),
             )
             .values(late_write_until=now + timedelta(seconds=hub.settings.sync_late_write_seconds))
             .execution_options(synchronize_session=False)
@@ -534,7 +535,7 @@ def save_links(
             .where(
                 Link.connection_id == connection_id,
                 Link.object_type == object_type,
-                Link.local_id.in_([local_id for local_id, _, _ in pairs]),
+                one_of(session, Link.local_id, [local_id for local_id, _, _ in pairs]),
             )
             .with_for_update()
         )
@@ -593,7 +594,7 @@ def _clear(session: Session, connection_id: str, object_type: str, states: list[
         session.execute(
             delete(SyncState)
             .where(
-                SyncState.id.in_([state.id for state in states]),
+                one_of(session, SyncState.id, [state.id for state in states]),
                 SyncState.connection_id == connection_id,
                 SyncState.object_type == object_type,
                 tuple_(SyncState.id, SyncState.wanted_event_id).in_(
@@ -622,7 +623,7 @@ def _failed(
             .where(
                 SyncState.connection_id == connection_id,
                 SyncState.object_type == object_type,
-                SyncState.local_id.in_([state.local_id for state, _, _ in refused]),
+                one_of(session, SyncState.local_id, [state.local_id for state, _, _ in refused]),
             )
             .with_for_update()
         )
@@ -684,7 +685,7 @@ def pull_records(
                 select(Link).where(
                     Link.connection_id == connection_id,
                     Link.remote_object == remote_object,
-                    Link.remote_id.in_([r.id for r in records]),
+                    one_of(session, Link.remote_id, [r.id for r in records]),
                 )
             )
         }
@@ -932,7 +933,7 @@ def settle_dead_letters(
             .where(
                 DeadLetter.connection_id == connection_id,
                 DeadLetter.object_type == object_type,
-                DeadLetter.local_id.in_(local_ids),
+                one_of(session, DeadLetter.local_id, local_ids),
                 DeadLetter.resolved_at.is_(None),
             )
             .values(resolved_at=now)
