@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from jobs.schedule import PERIODIC_PREFIX
+
 JobFunction = Callable[..., Any]
 
 _JOBS: dict[str, JobFunction] = {}
@@ -49,4 +51,4 @@ def resolve(name: str) -> JobFunction:
 def progress_level(job_id: str | None) -> int:
     """The log level of a job's "started"/"done" lines: periodic runs every few seconds would drown the
     log at INFO, so theirs are DEBUG (what they did, they log themselves); failures are always logged."""
-    return logging.DEBUG if job_id and job_id.startswith("periodic:") else logging.INFO
+    return logging.DEBUG if job_id and job_id.startswith(PERIODIC_PREFIX) else logging.INFO

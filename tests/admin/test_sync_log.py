@@ -118,33 +118,49 @@ def test_a_viewer_sees_the_log_without_buttons_and_cannot_replay(viewer, hub, si
     assert dead_letters(hub)[0].replayed_at is None and push_job(hub, connection_id) is None
 
 
-def test_job_runs_filter_by_connection_object_type_and_status(admin, hub, clock):
-    now = clock.now()
-    runs = [
-        ("push:con_a:customer", "con_a", "customer", "failed", "HubSpot said no"),
-        ("push:con_a:invoice", "con_a", "invoice", "done", None),
-        ("push:con_b:customer", "con_b", "customer", "queued", None),
-    ]
+def add_job_runs(hub, now, runs) -> None:  # type: ignore[no-untyped-def]
+    """Job runs as (id, function, args, status, attempts, last error)."""
     with hub.session_factory() as session, session.begin():
-        for job_id, connection, object_type, status, error in runs:
+        for job_id, function, args, status, attempts, error in runs:
             session.add(
                 JobRun(
                     id=job_id,
-                    function="push_changes",
-                    args={"connection_id": connection, "object_type": object_type},
+                    function=function,
+                    args=args,
                     status=status,
                     run_at=now,
-                    attempts=3 if error else 1,
+                    attempts=attempts,
                     last_error=error,
                     created_at=now,
                     updated_at=now,
                 )
             )
 
+
+def shown_runs(admin, job_ids, query: str) -> set[str]:  # type: ignore[no-untyped-def]
+    """Which of ``job_ids`` the sync log shows for ``query``."""
+    page = admin.get(f"/admin/sync?{query}")
+    assert page.status_code == 200
+    return {job_id for job_id in job_ids if job_id in page.text}
+
+
+def test_job_runs_filter_by_connection_object_type_and_status(admin, hub, clock):
+    runs = [
+        ("push:con_a:customer", "con_a", "customer", "failed", "HubSpot said no"),
+        ("push:con_a:invoice", "con_a", "invoice", "done", None),
+        ("push:con_b:customer", "con_b", "customer", "queued", None),
+    ]
+    add_job_runs(
+        hub,
+        clock.now(),
+        [
+            (job_id, "push_changes", {"connection_id": c, "object_type": t}, status, 3 if error else 1, error)
+            for job_id, c, t, status, error in runs
+        ],
+    )
+
     def shown(query: str) -> set[str]:
-        page = admin.get(f"/admin/sync?{query}")
-        assert page.status_code == 200
-        return {job_id for job_id, *_ in runs if job_id in page.text}
+        return shown_runs(admin, [run[0] for run in runs], query)
 
     assert shown("") == {run[0] for run in runs}
     assert "HubSpot said no" in admin.get("/admin/sync").text
@@ -155,33 +171,16 @@ def test_job_runs_filter_by_connection_object_type_and_status(admin, hub, clock)
 
 
 def test_periodic_runs_that_went_fine_are_hidden_unless_asked_for(admin, hub, clock):
-    now = clock.now()
     runs = [
         ("periodic:relay_outbox:1", "relay_outbox", "done", None),
         ("periodic:relay_outbox:2", "relay_outbox", "failed", "the database went away"),
         ("periodic:poll_connections:3", "poll_connections", "queued", None),
         ("push:con_a:customer", "push_changes", "done", None),
     ]
-    with hub.session_factory() as session, session.begin():
-        for job_id, function, status, error in runs:
-            session.add(
-                JobRun(
-                    id=job_id,
-                    function=function,
-                    args={},
-                    status=status,
-                    run_at=now,
-                    attempts=1,
-                    last_error=error,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+    add_job_runs(hub, clock.now(), [(job_id, fn, {}, status, 1, error) for job_id, fn, status, error in runs])
 
     def shown(query: str) -> set[str]:
-        page = admin.get(f"/admin/sync?{query}")
-        assert page.status_code == 200
-        return {job_id for job_id, *_ in runs if job_id in page.text}
+        return shown_runs(admin, [run[0] for run in runs], query)
 
     everything = {run[0] for run in runs}
     assert shown("") == everything - {"periodic:relay_outbox:1"}
